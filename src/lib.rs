@@ -6,8 +6,8 @@
 //! [`kafka`], [`broker`]) do the work and never print, [`ui`] renders.
 
 //pub mod broker;
-//pub mod cli;
+pub mod cli;
 pub mod codec;
 pub mod exit;
 //pub mod kafka;
-//pub mod ui;
+pub mod ui;

@@ -19,7 +19,10 @@ pub enum CodecError {
     UnknownType { name: String, near: Vec<String> },
 
     #[error("could not compile the .proto files: {message}")]
-    #[diagnostic(code(chinook::codec::compile), help("check the file paths and pass the import root with -I DIR"))]
+    #[diagnostic(
+        code(chinook::codec::compile),
+        help("check the file paths and pass the import root with -I DIR")
+    )]
     Compile { message: String },
 
     #[error("{type_name} does not decode: {reason}{at}", at = location(.record_offset, .fault))]
@@ -41,20 +44,40 @@ pub enum CodecError {
     #[error("empty payload at byte {offset}: there is nothing to decode")]
     #[diagnostic(
         code(chinook::codec::empty),
-        help("an empty value decodes as a message with every field at its default, which is almost never what a producer meant (a tombstone, or a bug that sent nothing); pass --allow-empty to accept it")
+        help(
+            "an empty value decodes as a message with every field at its default, which is almost never what a producer meant (a tombstone, or a bug that sent nothing); pass --allow-empty to accept it"
+        )
     )]
     Empty { offset: usize },
 
     #[error("bad framing at byte {offset}: {reason}")]
     #[diagnostic(code(chinook::codec::framing), help("{help}"))]
-    Framing { offset: usize, reason: String, help: String },
+    Framing {
+        offset: usize,
+        reason: String,
+        help: String,
+    },
 
     #[error("invalid {what} input at byte {offset}: {reason}")]
-    #[diagnostic(code(chinook::codec::text), help("{what} input may only contain {allowed}; drop --{flag} if the input is raw bytes"))]
-    Text { what: &'static str, flag: &'static str, allowed: &'static str, offset: usize, reason: String },
+    #[diagnostic(
+        code(chinook::codec::text),
+        help("{what} input may only contain {allowed}; drop --{flag} if the input is raw bytes")
+    )]
+    Text {
+        what: &'static str,
+        flag: &'static str,
+        allowed: &'static str,
+        offset: usize,
+        reason: String,
+    },
 
     #[error("the JSON is not a valid {type_name}: {reason}")]
-    #[diagnostic(code(chinook::codec::json), help("field names follow the proto3 JSON mapping (lowerCamelCase or the .proto name), enums by name, int64 as strings, timestamps as RFC 3339"))]
+    #[diagnostic(
+        code(chinook::codec::json),
+        help(
+            "field names follow the proto3 JSON mapping (lowerCamelCase or the .proto name), enums by name, int64 as strings, timestamps as RFC 3339"
+        )
+    )]
     Json {
         type_name: String,
         reason: String,
@@ -87,16 +110,27 @@ fn location(record_offset: &usize, fault: &Option<WireFault>) -> String {
 impl CodecError {
     /// A wire error for `bytes` (one record that starts at `record_offset` of
     /// the input), with a hex excerpt around the fault.
-    pub fn wire(type_name: &str, bytes: &[u8], record_offset: usize, fault: Option<WireFault>, fallback: String) -> Self {
+    pub fn wire(
+        type_name: &str,
+        bytes: &[u8],
+        record_offset: usize,
+        fault: Option<WireFault>,
+        fallback: String,
+    ) -> Self {
         let at = fault.as_ref().map_or(0, |f| f.offset.min(bytes.len()));
         let (excerpt, span) = hex_excerpt(bytes, record_offset, at);
         let reason = fault.as_ref().map_or(fallback, |f| f.reason.clone());
         let help = if looks_like_text(bytes) {
             "these bytes look like text (JSON?), not protobuf: encode it first with `chinook encode`".to_string()
-        } else if fault.as_ref().is_some_and(|f| f.offset == 0 && f.field == Some(0)) {
+        } else if fault
+            .as_ref()
+            .is_some_and(|f| f.offset == 0 && f.field == Some(0))
+        {
             "the first byte is not a valid tag: check the framing flags (--hex, --base64, --length-delimited) and that the record is protobuf".to_string()
         } else {
-            format!("check that the producer wrote a {type_name} (decode with --type to try another message type)")
+            format!(
+                "check that the producer wrote a `{type_name}` message (use --type to decode as another message type)"
+            )
         };
         CodecError::Wire {
             type_name: type_name.to_string(),
@@ -120,14 +154,18 @@ impl CodecError {
 }
 
 fn looks_like_text(bytes: &[u8]) -> bool {
-    !bytes.is_empty() && bytes.iter().take(64).all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .take(64)
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
 }
 
 /// A one-line hex dump of the bytes around `at`, and the span of byte `at` in it.
 fn hex_excerpt(bytes: &[u8], record_offset: usize, at: usize) -> (String, SourceSpan) {
     let from = at.saturating_sub(EXCERPT_CONTEXT);
     let to = (at + EXCERPT_CONTEXT).min(bytes.len());
-    let mut text = format!("{:08x}: ", record_offset + from);
+    let mut text = format!("byte {}: ", record_offset + from);
     let mut span = (text.len(), 0);
     if from > 0 {
         text.push_str("… ");

@@ -21,7 +21,10 @@ pub struct JsonOptions {
 
 impl Default for JsonOptions {
     fn default() -> Self {
-        Self { int64_as_strings: true, allow_empty: false }
+        Self {
+            int64_as_strings: true,
+            allow_empty: false,
+        }
     }
 }
 
@@ -36,7 +39,12 @@ pub struct Transcoder {
 impl Transcoder {
     pub fn new(desc: MessageDescriptor, options: JsonOptions) -> Self {
         let serialize = SerializeOptions::new().stringify_64_bit_integers(options.int64_as_strings);
-        Self { scratch: DynamicMessage::new(desc.clone()), desc, options, serialize }
+        Self {
+            scratch: DynamicMessage::new(desc.clone()),
+            desc,
+            options,
+            serialize,
+        }
     }
 
     pub fn descriptor(&self) -> &MessageDescriptor {
@@ -51,7 +59,12 @@ impl Transcoder {
         Ok(msg)
     }
 
-    fn merge(&self, msg: &mut DynamicMessage, bytes: &[u8], offset: usize) -> Result<(), CodecError> {
+    fn merge(
+        &self,
+        msg: &mut DynamicMessage,
+        bytes: &[u8],
+        offset: usize,
+    ) -> Result<(), CodecError> {
         if bytes.is_empty() && !self.options.allow_empty {
             return Err(CodecError::Empty { offset });
         }
@@ -62,10 +75,18 @@ impl Transcoder {
     }
 
     /// Decodes one message and appends its JSON (compact or pretty) to `out`.
-    pub fn decode_json(&mut self, bytes: &[u8], offset: usize, pretty: bool, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    pub fn decode_json(
+        &mut self,
+        bytes: &[u8],
+        offset: usize,
+        pretty: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
         let mut msg = std::mem::replace(&mut self.scratch, DynamicMessage::new(self.desc.clone()));
         msg.clear();
-        let result = self.merge(&mut msg, bytes, offset).map(|()| self.write_json(&msg, pretty, out));
+        let result = self
+            .merge(&mut msg, bytes, offset)
+            .map(|()| self.write_json(&msg, pretty, out));
         self.scratch = msg;
         result
     }
@@ -73,7 +94,10 @@ impl Transcoder {
     /// Appends the JSON of `msg` to `out`.
     pub fn write_json(&self, msg: &DynamicMessage, pretty: bool, out: &mut Vec<u8>) {
         let result = if pretty {
-            msg.serialize_with_options(&mut serde_json::Serializer::pretty(&mut *out), &self.serialize)
+            msg.serialize_with_options(
+                &mut serde_json::Serializer::pretty(&mut *out),
+                &self.serialize,
+            )
         } else {
             msg.serialize_with_options(&mut serde_json::Serializer::new(&mut *out), &self.serialize)
         };
@@ -87,13 +111,25 @@ impl Transcoder {
             .expect("a decoded message always serializes to JSON")
     }
 
-    /// Parses proto3 JSON text into a message; `name` labels the text in errors.
-    pub fn from_json(&self, text: &str, name: &str) -> Result<DynamicMessage, CodecError> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let parsed = DynamicMessage::deserialize_with_options(self.desc.clone(), &mut de, &DeserializeOptions::new())
-            .and_then(|m| de.end().map(|()| m));
+    /// Parses the proto3 JSON in `text[range]` into a message; `name` labels
+    /// the text in errors, which point into the whole text.
+    pub fn from_json(
+        &self,
+        text: &str,
+        range: std::ops::Range<usize>,
+        name: &str,
+    ) -> Result<DynamicMessage, CodecError> {
+        let slice = &text[range.clone()];
+        let mut de = serde_json::Deserializer::from_str(slice);
+        let parsed = DynamicMessage::deserialize_with_options(
+            self.desc.clone(),
+            &mut de,
+            &DeserializeOptions::new(),
+        )
+        .and_then(|m| de.end().map(|()| m));
         parsed.map_err(|e| {
-            let span = line_col_offset(text, e.line(), e.column()).map(|at| SourceSpan::from((at, 1)));
+            let span = line_col_offset(slice, e.line(), e.column())
+                .map(|at| SourceSpan::from((range.start + at, 1)));
             CodecError::Json {
                 type_name: self.desc.full_name().to_string(),
                 reason: e.to_string(),
@@ -114,6 +150,10 @@ fn line_col_offset(text: &str, line: usize, column: usize) -> Option<usize> {
     if line == 0 {
         return None;
     }
-    let start: usize = text.split_inclusive('\n').take(line - 1).map(str::len).sum();
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
     Some((start + column.saturating_sub(1)).min(text.len().saturating_sub(1)))
 }

@@ -59,7 +59,10 @@ impl Schemas {
         let mut includes: Vec<PathBuf> = includes.to_vec();
         if includes.is_empty() {
             for file in files {
-                let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                let dir = file
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
                 if !includes.iter().any(|i| i == dir) {
                     includes.push(dir.to_path_buf());
                 }
@@ -73,7 +76,9 @@ impl Schemas {
         };
         compile()
             .map(|pool| Self { pool })
-            .map_err(|e| CodecError::Compile { message: e.to_string() })
+            .map_err(|e| CodecError::Compile {
+                message: e.to_string(),
+            })
     }
 
     /// The pool, for code that walks descriptors (e.g. the broker's registry files).
@@ -97,7 +102,10 @@ impl Schemas {
                 .map(|m| m.full_name().to_string())
                 .collect();
             near.sort();
-            CodecError::UnknownType { name: name.to_string(), near }
+            CodecError::UnknownType {
+                name: name.to_string(),
+                near,
+            }
         })
     }
 }

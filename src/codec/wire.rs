@@ -42,8 +42,13 @@ pub fn wire_type_name(wire_type: u8) -> &'static str {
 
 /// Walks `bytes` as a `desc` message; `Ok(())` when the wire format is sound.
 pub fn check(desc: &MessageDescriptor, bytes: &[u8]) -> Result<(), WireFault> {
-    let mut walker = Walker { bytes, path: Vec::new() };
-    walker.message(Some(desc), 0, bytes.len(), None, 0).map(|_| ())
+    let mut walker = Walker {
+        bytes,
+        path: Vec::new(),
+    };
+    walker
+        .message(Some(desc), 0, bytes.len(), None, 0)
+        .map(|_| ())
 }
 
 struct Walker<'a> {
@@ -52,8 +57,20 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn fault(&self, offset: usize, field: Option<u32>, wire_type: Option<u8>, reason: String) -> WireFault {
-        WireFault { offset, field, wire_type, path: self.path.join("."), reason }
+    fn fault(
+        &self,
+        offset: usize,
+        field: Option<u32>,
+        wire_type: Option<u8>,
+        reason: String,
+    ) -> WireFault {
+        WireFault {
+            offset,
+            field,
+            wire_type,
+            path: self.path.join("."),
+            reason,
+        }
     }
 
     fn varint(&self, pos: &mut usize, end: usize, what: &str) -> Result<u64, WireFault> {
@@ -61,7 +78,12 @@ impl Walker<'_> {
         let mut value = 0u64;
         for i in 0..10 {
             if *pos >= end {
-                return Err(self.fault(start, None, None, format!("{what} is cut off: the input ends inside a varint")));
+                return Err(self.fault(
+                    start,
+                    None,
+                    None,
+                    format!("{what} is cut off: the input ends inside a varint"),
+                ));
             }
             let b = self.bytes[*pos];
             *pos += 1;
@@ -70,7 +92,12 @@ impl Walker<'_> {
                 return Ok(value);
             }
         }
-        Err(self.fault(start, None, None, format!("{what} is a varint longer than 10 bytes")))
+        Err(self.fault(
+            start,
+            None,
+            None,
+            format!("{what} is a varint longer than 10 bytes"),
+        ))
     }
 
     /// Walks one message between `start` and `end`; inside a group, stops at
@@ -84,7 +111,12 @@ impl Walker<'_> {
         depth: usize,
     ) -> Result<usize, WireFault> {
         if depth > MAX_DEPTH {
-            return Err(self.fault(start, None, None, format!("messages nested deeper than {MAX_DEPTH} levels")));
+            return Err(self.fault(
+                start,
+                None,
+                None,
+                format!("messages nested deeper than {MAX_DEPTH} levels"),
+            ));
         }
         let mut pos = start;
         while pos < end {
@@ -96,14 +128,24 @@ impl Walker<'_> {
                 return Err(self.fault(tag_at, Some(0), Some(wire_type), "field number 0 is not allowed (tags start at 1); these bytes are probably not protobuf, or start mid-record".into()));
             }
             if number > MAX_FIELD {
-                return Err(self.fault(tag_at, None, Some(wire_type), format!("field number {number} is above the protobuf maximum of {MAX_FIELD}")));
+                return Err(self.fault(
+                    tag_at,
+                    None,
+                    Some(wire_type),
+                    format!("field number {number} is above the protobuf maximum of {MAX_FIELD}"),
+                ));
             }
             let number = number as u32;
+            if wire_type > 5 {
+                return Err(self.fault(tag_at, Some(number), Some(wire_type), format!("wire type {wire_type} does not exist (valid: 0 VARINT, 1 I64, 2 LEN, 3 SGROUP, 4 EGROUP, 5 I32)")));
+            }
             let field = desc.and_then(|d| d.get_field(number));
             if let Some(f) = &field {
                 self.expect_wire_type(f, wire_type, tag_at)?;
             }
-            let fail = |w: &Self, at: usize, reason: String| w.fault(at, Some(number), Some(wire_type), reason);
+            let fail = |w: &Self, at: usize, reason: String| {
+                w.fault(at, Some(number), Some(wire_type), reason)
+            };
             match wire_type {
                 0 => {
                     self.varint(&mut pos, end, &format!("the value of field {number}"))?;
@@ -111,14 +153,30 @@ impl Walker<'_> {
                 1 | 5 => {
                     let size = if wire_type == 1 { 8 } else { 4 };
                     if end - pos < size {
-                        return Err(fail(self, tag_at, format!("field {number} needs {size} bytes ({}) but only {} remain", wire_type_name(wire_type), end - pos)));
+                        return Err(fail(
+                            self,
+                            tag_at,
+                            format!(
+                                "field {number} needs {size} bytes ({}) but only {} remain",
+                                wire_type_name(wire_type),
+                                end - pos
+                            ),
+                        ));
                     }
                     pos += size;
                 }
                 2 => {
-                    let len = self.varint(&mut pos, end, &format!("the length of field {number}"))?;
+                    let len =
+                        self.varint(&mut pos, end, &format!("the length of field {number}"))?;
                     if len > (end - pos) as u64 {
-                        return Err(fail(self, tag_at, format!("field {number} says it is {len} bytes long but only {} remain: the record is truncated or the length is corrupt", end - pos)));
+                        return Err(fail(
+                            self,
+                            tag_at,
+                            format!(
+                                "field {number} says it is {len} bytes long but only {} remain: the record is truncated or the length is corrupt",
+                                end - pos
+                            ),
+                        ));
                     }
                     let body = (pos, pos + len as usize);
                     if let Some(f) = &field {
@@ -137,21 +195,35 @@ impl Walker<'_> {
                     return if group == Some(number) {
                         Ok(pos)
                     } else {
-                        Err(fail(self, tag_at, format!("end-group tag for field {number} without a matching start-group")))
+                        Err(fail(
+                            self,
+                            tag_at,
+                            format!(
+                                "end-group tag for field {number} without a matching start-group"
+                            ),
+                        ))
                     };
                 }
-                _ => {
-                    return Err(fail(self, tag_at, format!("wire type {wire_type} does not exist (valid: 0 VARINT, 1 I64, 2 LEN, 3 SGROUP, 4 EGROUP, 5 I32)")));
-                }
+                _ => unreachable!("wire types above 5 are rejected with the tag"),
             }
         }
         match group {
-            Some(number) => Err(self.fault(end, Some(number), Some(3), format!("group field {number} is never closed: the input ends first"))),
+            Some(number) => Err(self.fault(
+                end,
+                Some(number),
+                Some(3),
+                format!("group field {number} is never closed: the input ends first"),
+            )),
             None => Ok(pos),
         }
     }
 
-    fn expect_wire_type(&self, field: &FieldDescriptor, found: u8, at: usize) -> Result<(), WireFault> {
+    fn expect_wire_type(
+        &self,
+        field: &FieldDescriptor,
+        found: u8,
+        at: usize,
+    ) -> Result<(), WireFault> {
         let kind = field.kind();
         let expected = expected_wire_type(&kind);
         let packed_ok = found == 2 && field.cardinality() == Cardinality::Repeated && expected != 2;
@@ -175,7 +247,13 @@ impl Walker<'_> {
         ))
     }
 
-    fn len_body(&mut self, field: &FieldDescriptor, number: u32, (start, end): (usize, usize), depth: usize) -> Result<(), WireFault> {
+    fn len_body(
+        &mut self,
+        field: &FieldDescriptor,
+        number: u32,
+        (start, end): (usize, usize),
+        depth: usize,
+    ) -> Result<(), WireFault> {
         match field.kind() {
             Kind::Message(inner) => {
                 self.path.push(field.name().to_string());
@@ -184,7 +262,15 @@ impl Walker<'_> {
             }
             Kind::String => {
                 if let Err(e) = std::str::from_utf8(&self.bytes[start..end]) {
-                    return Err(self.fault(start + e.valid_up_to(), Some(number), Some(2), format!("field {number} (`{}`, string) is not valid UTF-8", field.name())));
+                    return Err(self.fault(
+                        start + e.valid_up_to(),
+                        Some(number),
+                        Some(2),
+                        format!(
+                            "field {number} (`{}`, string) is not valid UTF-8",
+                            field.name()
+                        ),
+                    ));
                 }
             }
             Kind::Bytes => {}
@@ -194,7 +280,11 @@ impl Walker<'_> {
                 while pos < end {
                     match expected_wire_type(&packed) {
                         0 => {
-                            self.varint(&mut pos, end, &format!("a packed value of field {number}"))?;
+                            self.varint(
+                                &mut pos,
+                                end,
+                                &format!("a packed value of field {number}"),
+                            )?;
                         }
                         w => {
                             let size = if w == 1 { 8 } else { 4 };
@@ -240,13 +330,19 @@ mod tests {
     #[test]
     fn sound_bytes_pass() {
         // event_id = "ab", version = 3
-        assert_eq!(check(&event(), &[0x0a, 0x02, b'a', b'b', 0x20, 0x03]), Ok(()));
+        assert_eq!(
+            check(&event(), &[0x0a, 0x02, b'a', b'b', 0x20, 0x03]),
+            Ok(())
+        );
     }
 
     #[test]
     fn truncated_length_points_at_the_tag() {
         let fault = check(&event(), &[0x20, 0x01, 0x0a, 0xff, 0x01]).unwrap_err();
-        assert_eq!((fault.offset, fault.field, fault.wire_type), (2, Some(1), Some(2)));
+        assert_eq!(
+            (fault.offset, fault.field, fault.wire_type),
+            (2, Some(1), Some(2))
+        );
         assert!(fault.reason.contains("255 bytes long"), "{}", fault.reason);
     }
 
@@ -262,7 +358,11 @@ mod tests {
         // event_type (enum, field 2) sent as LEN
         let fault = check(&event(), &[0x12, 0x00]).unwrap_err();
         assert!(fault.reason.contains("`event_type`"), "{}", fault.reason);
-        assert!(fault.reason.contains("expects wire type 0"), "{}", fault.reason);
+        assert!(
+            fault.reason.contains("expects wire type 0"),
+            "{}",
+            fault.reason
+        );
     }
 
     #[test]

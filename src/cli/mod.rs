@@ -1,0 +1,147 @@
+//! The command line: clap definitions, global flags, dispatch, and the
+//! mapping from domain errors to exit codes. Each verb lives in its own file
+//! and stays thin: parse flags, call the domain, hand the result to `ui`.
+
+//mod broker;
+mod codec;
+//mod topics;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use miette::{Diagnostic, Report};
+
+use crate::{exit, ui};
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok · 1 an operation or check failed · 2 usage error · 3 invalid input data · 4 broker unavailable
+
+Stream Day in four commands:
+  chinook broker start          # a Kafka-compatible broker on localhost:9092, schema-enforcing
+  chinook topics create         # customer_events (3 partitions), customer_commands (1), the DLQ
+  chinook decode fixtures/events/customer_created.bin
+  chinook broker outage --for 10s   # take the broker away for ten seconds";
+
+/// chinook — the Stream Day toolkit: a local Kafka-compatible broker, the
+/// workshop's protobuf codec, and the labs' producer, consumer and failures.
+#[derive(Debug, Parser)]
+#[command(name = "chinook", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Output format of reporting commands: human (default), json or jsonl.
+    #[arg(long, global = true, value_enum, default_value_t = ui::Format::Human)]
+    pub format: ui::Format,
+    /// Colour: auto (terminal and no NO_COLOR), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ui::ColorChoice::Auto)]
+    pub color: ui::ColorChoice,
+    /// Print only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more about what is happening.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run and control the local broker (embedded, Bufstream, or an external one).
+    // BROKER
+    /// Create, list and describe the lab's topics.
+    // TOPICS
+    /// Decode protobuf bytes (raw, hex, base64, length-delimited, Confluent) to JSON.
+    Decode(codec::DecodeArgs),
+    /// Encode proto3 JSON to protobuf bytes (raw, hex, base64, length-delimited, Confluent).
+    Encode(codec::EncodeArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  chinook completions bash > ~/.local/share/bash-completion/completions/chinook"
+    )]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A command that did not succeed: the report to show and the exit code.
+pub struct Failure {
+    pub code: i32,
+    pub report: Report,
+}
+
+impl Failure {
+    pub fn new(code: i32, error: impl Diagnostic + Send + Sync + 'static) -> Self {
+        Self {
+            code,
+            report: Report::new(error),
+        }
+    }
+}
+
+impl From<crate::codec::CodecError> for Failure {
+    fn from(e: crate::codec::CodecError) -> Self {
+        Self::new(e.exit_code(), e)
+    }
+}
+
+// FROMS
+
+/// What a command returns: an exit code, or a failure to report.
+pub type Outcome = Result<i32, Failure>;
+
+/// Parses the process arguments, runs the command and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let ui = ui::Ui::new(cli.format, cli.color, cli.quiet, cli.verbose);
+    let color = ui.color;
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(color)
+                .build(),
+        )
+    }));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chinook: cannot start the async runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command, ui)) {
+        Ok(code) => code,
+        Err(failure) => {
+            ui::report(&failure.report);
+            failure.code
+        }
+    }
+}
+
+async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
+    match command {
+        // DISPATCH
+        Command::Decode(args) => codec::decode(args, ui),
+        Command::Encode(args) => codec::encode(args, ui),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "chinook",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::OK)
+        }
+    }
+}
