@@ -5,9 +5,9 @@
 //! Layers: [`cli`] parses and dispatches, the domain modules ([`codec`],
 //! [`kafka`], [`broker`]) do the work and never print, [`ui`] renders.
 
-//pub mod broker;
+pub mod broker;
 pub mod cli;
 pub mod codec;
 pub mod exit;
-//pub mod kafka;
+pub mod kafka;
 pub mod ui;

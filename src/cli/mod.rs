@@ -2,9 +2,9 @@
 //! mapping from domain errors to exit codes. Each verb lives in its own file
 //! and stays thin: parse flags, call the domain, hand the result to `ui`.
 
-//mod broker;
+mod broker;
 mod codec;
-//mod topics;
+mod topics;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use miette::{Diagnostic, Report};
@@ -44,9 +44,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run and control the local broker (embedded, Bufstream, or an external one).
-    // BROKER
+    #[command(subcommand)]
+    Broker(broker::BrokerCommand),
     /// Create, list and describe the lab's topics.
-    // TOPICS
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
     /// Decode protobuf bytes (raw, hex, base64, length-delimited, Confluent) to JSON.
     Decode(codec::DecodeArgs),
     /// Encode proto3 JSON to protobuf bytes (raw, hex, base64, length-delimited, Confluent).
@@ -82,7 +84,51 @@ impl From<crate::codec::CodecError> for Failure {
     }
 }
 
-// FROMS
+impl From<crate::kafka::KafkaError> for Failure {
+    fn from(e: crate::kafka::KafkaError) -> Self {
+        Self::new(e.exit_code(), e)
+    }
+}
+
+impl From<crate::broker::BrokerError> for Failure {
+    fn from(e: crate::broker::BrokerError) -> Self {
+        Self::new(e.exit_code(), e)
+    }
+}
+
+/// Where the broker is: shared by every command that talks to one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// Bootstrap servers, host:port[,host:port…]. Default: the broker chinook manages in this
+    /// directory, else localhost:9092.
+    #[arg(long, short = 'b', env = "CHINOOK_BROKERS")]
+    pub brokers: Option<String>,
+    /// A librdkafka property passed through, like kcat (repeatable): -X compression.type=zstd
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub property: Vec<(String, String)>,
+}
+
+impl ConnectionArgs {
+    /// The connection to use, given the managed broker in this directory (if any).
+    pub fn resolve(&self, managed: Option<&crate::broker::State>) -> crate::kafka::Connection {
+        let brokers = self
+            .brokers
+            .clone()
+            .or_else(|| managed.map(|s| s.bootstrap.to_string()))
+            .unwrap_or_else(|| "localhost:9092".to_string());
+        crate::kafka::Connection {
+            brokers,
+            overrides: self.property.clone(),
+        }
+    }
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE (e.g. -X linger.ms=5)"))
+}
 
 /// What a command returns: an exit code, or a failure to report.
 pub type Outcome = Result<i32, Failure>;
@@ -131,7 +177,8 @@ pub fn main() -> i32 {
 
 async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
     match command {
-        // DISPATCH
+        Command::Broker(cmd) => broker::run(cmd, ui).await,
+        Command::Topics(cmd) => topics::run(cmd, ui).await,
         Command::Decode(args) => codec::decode(args, ui),
         Command::Encode(args) => codec::encode(args, ui),
         Command::Completions { shell } => {

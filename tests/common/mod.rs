@@ -61,3 +61,85 @@ pub fn malformed_cases() -> Vec<Malformed> {
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// An embedded broker for one test binary: started once on an ephemeral port,
+/// on its own runtime thread, with the lab schemas enforced. It lives as long
+/// as the test process.
+pub struct TestBroker {
+    pub bootstrap: String,
+    pub door: chinook::broker::frontdoor::FrontDoor,
+}
+
+fn spawn_broker(corrected: bool) -> TestBroker {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let dir = tempfile::tempdir().unwrap().keep();
+            chinook::broker::embedded::write_registry(&dir).unwrap();
+            let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let running = chinook::broker::embedded::start(door, Some(&dir), corrected)
+                .await
+                .unwrap();
+            tx.send(TestBroker {
+                bootstrap: running.bootstrap().to_string(),
+                door: running.door.clone(),
+            })
+            .unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().expect("the embedded broker starts")
+}
+
+/// The shared, corrected broker of this test binary.
+pub fn broker() -> &'static TestBroker {
+    static BROKER: std::sync::OnceLock<TestBroker> = std::sync::OnceLock::new();
+    BROKER.get_or_init(|| spawn_broker(true))
+}
+
+/// A broker over tansu's storage as it is, to reproduce its bugs.
+pub fn raw_broker() -> &'static TestBroker {
+    static BROKER: std::sync::OnceLock<TestBroker> = std::sync::OnceLock::new();
+    BROKER.get_or_init(|| spawn_broker(false))
+}
+
+/// A topic name unique to this process and call.
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+pub fn connection(b: &TestBroker) -> chinook::kafka::Connection {
+    chinook::kafka::Connection::new(b.bootstrap.clone())
+}
+
+/// Creates a topic with `partitions` partitions and waits until metadata shows it.
+pub async fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        connection(b).client_config().create().unwrap();
+    let r = admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+}
+
+/// An idempotent producer that sends each batch as soon as it is enqueued.
+pub fn producer(b: &TestBroker) -> rdkafka::producer::FutureProducer {
+    let mut c = connection(b).client_config();
+    c.set("enable.idempotence", "true").set("linger.ms", "5");
+    c.create().unwrap()
+}

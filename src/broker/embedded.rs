@@ -1,0 +1,170 @@
+//! The embedded engine: tansu 0.6.0 with in-memory storage, run inside the
+//! chinook process, behind the front door and our storage corrections.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr, TcpListener as StdListener},
+    path::Path,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use tansu_broker::{broker::Broker, coordinator::group::administrator::Controller};
+use tansu_schema::Registry;
+use tansu_storage::StorageContainer;
+use tokio::{net::TcpListener, task::JoinHandle};
+use url::Url;
+use uuid::Uuid;
+
+use super::{BrokerError, frontdoor::FrontDoor, storage::Corrected};
+use crate::{codec::Schemas, kafka::topics::PLAN};
+
+const NODE_ID: i32 = 111;
+const CLUSTER_ID: &str = "chinook";
+
+/// A running embedded broker.
+pub struct Embedded {
+    pub door: FrontDoor,
+    pub internal: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Embedded {
+    /// The address clients connect to.
+    pub fn bootstrap(&self) -> SocketAddr {
+        self.door.addr()
+    }
+
+    /// Stops the broker (the in-memory data goes with it).
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
+/// Writes one `<topic>.proto` per schema-bound lab topic into `dir`.
+pub fn write_registry(dir: &Path) -> Result<(), BrokerError> {
+    let schemas = Schemas::builtin();
+    std::fs::create_dir_all(dir).map_err(|e| BrokerError::io(dir, e))?;
+    for topic in PLAN.iter() {
+        if let Some(type_name) = topic.value_type {
+            let desc = schemas
+                .message(type_name)
+                .expect("the plan names built-in types");
+            let path = dir.join(format!("{}.proto", topic.name));
+            std::fs::write(&path, super::registry::value_schema(topic.name, &desc))
+                .map_err(|e| BrokerError::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts tansu on an internal loopback port and the front door on `door_listener`.
+/// With `registry`, topics that have a `<topic>.proto` there are schema-enforced.
+///
+/// `corrected` wraps the storage in [`Corrected`]; only tests that reproduce
+/// tansu's own bugs turn it off.
+pub async fn start(
+    door_listener: TcpListener,
+    registry: Option<&Path>,
+    corrected: bool,
+) -> Result<Embedded, BrokerError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| BrokerError::Io {
+        what: what.to_string(),
+        reason: e.to_string(),
+    };
+    let advertised = door_listener
+        .local_addr()
+        .map_err(|e| fail("reading the front door address", &e))?;
+    let internal = {
+        let probe = StdListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| fail("finding a free internal port", &e))?;
+        probe
+            .local_addr()
+            .map_err(|e| fail("finding a free internal port", &e))?
+    };
+    let url = |addr: SocketAddr| {
+        Url::parse(&format!("tcp://{addr}")).expect("socket addresses make valid URLs")
+    };
+    let schema_registry = match registry {
+        Some(dir) => {
+            let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                .map_err(|e| fail("opening the schema directory", &e))?;
+            Some(Registry::builder(store).build())
+        }
+        None => None,
+    };
+    let container = StorageContainer::builder()
+        .cluster_id(CLUSTER_ID)
+        .node_id(NODE_ID)
+        .advertised_listener(url(advertised))
+        .schema_registry(schema_registry)
+        .storage(Url::parse("memory://chinook/").expect("a valid URL"))
+        .silent(true)
+        .build()
+        .await
+        .map_err(|e| fail("creating the in-memory storage", &e))?;
+    let incarnation = Uuid::from_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    let urls = (url(internal), url(advertised));
+    let (failed, task) = if corrected {
+        spawn_broker(Corrected::new(container), urls, incarnation)?
+    } else {
+        spawn_broker(container, urls, incarnation)?
+    };
+    // Ready when the internal listener accepts connections.
+    let ready = async {
+        loop {
+            if tokio::net::TcpStream::connect(internal).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        _ = ready => {}
+        _ = failed.notified() => return Err(BrokerError::Io { what: "starting the embedded broker".into(), reason: "it stopped during start-up (see the log)".into() }),
+        _ = tokio::time::sleep(Duration::from_secs(10)) => return Err(BrokerError::Io { what: "starting the embedded broker".into(), reason: "it did not listen within 10 s".into() }),
+    }
+    let door = FrontDoor::start(door_listener, internal)
+        .map_err(|e| fail("starting the front door", &e))?;
+    Ok(Embedded {
+        door,
+        internal,
+        task,
+    })
+}
+
+type Spawned = (Arc<tokio::sync::Notify>, JoinHandle<()>);
+
+/// Runs a tansu broker over `storage`; the notify fires if it stops.
+fn spawn_broker<S: tansu_storage::Storage + Clone>(
+    storage: S,
+    (listener, advertised): (Url, Url),
+    incarnation: Uuid,
+) -> Result<Spawned, BrokerError> {
+    let groups = Controller::with_storage(storage.clone()).map_err(|e| BrokerError::Io {
+        what: "creating the group coordinator".into(),
+        reason: e.to_string(),
+    })?;
+    let mut broker = Broker::new(
+        NODE_ID,
+        CLUSTER_ID,
+        listener,
+        advertised,
+        storage,
+        groups,
+        incarnation,
+    );
+    let failed = Arc::new(tokio::sync::Notify::new());
+    let failed_signal = failed.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
+            eprintln!("embedded broker stopped: {e:?}");
+        }
+        failed_signal.notify_one();
+    });
+    Ok((failed, task))
+}

@@ -1,0 +1,197 @@
+//! The front door: a TCP relay on the advertised port in front of the broker.
+//!
+//! Clients only ever talk to the front door (the broker advertises its
+//! address in metadata), so chinook can stage failures a client sees for real
+//! while the broker and its data live on:
+//! - an *outage* closes every client connection and refuses new ones (the
+//!   listening socket is closed) until it ends;
+//! - *latency* delays every chunk the broker sends back.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::{Notify, watch},
+    time::Instant,
+};
+
+/// A running front door, cheap to clone.
+#[derive(Clone)]
+pub struct FrontDoor {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    addr: SocketAddr,
+    target: SocketAddr,
+    latency_ms: AtomicU64,
+    down_until: Mutex<Option<Instant>>,
+    /// Bumped on every outage: relays watching it close their connections.
+    epoch: watch::Sender<u64>,
+    /// Wakes the accept loop when an outage starts or ends early.
+    changed: Notify,
+    connections: AtomicU64,
+}
+
+/// What the front door is doing now.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct DoorState {
+    /// Milliseconds left in the current outage (0 when up).
+    pub outage_left_ms: u64,
+    pub latency_ms: u64,
+    /// Connections accepted since start.
+    pub connections: u64,
+}
+
+impl FrontDoor {
+    /// Starts relaying `listener`'s connections to `target`.
+    pub fn start(listener: TcpListener, target: SocketAddr) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            addr,
+            target,
+            latency_ms: AtomicU64::new(0),
+            down_until: Mutex::new(None),
+            epoch: watch::channel(0).0,
+            changed: Notify::new(),
+            connections: AtomicU64::new(0),
+        });
+        tokio::spawn(accept_loop(shared.clone(), listener));
+        Ok(Self { shared })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// Closes every connection and refuses new ones for `duration`.
+    pub fn outage(&self, duration: Duration) {
+        *self
+            .shared
+            .down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + duration);
+        self.shared.epoch.send_modify(|e| *e += 1);
+        self.shared.changed.notify_one();
+    }
+
+    /// Ends an outage early.
+    pub fn restore(&self) {
+        *self
+            .shared
+            .down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        self.shared.changed.notify_one();
+    }
+
+    /// Delays every response chunk by `latency` (zero turns it off).
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared
+            .latency_ms
+            .store(latency.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn state(&self) -> DoorState {
+        let left = self.shared.down_until().map_or(0, |until| {
+            until.saturating_duration_since(Instant::now()).as_millis() as u64
+        });
+        DoorState {
+            outage_left_ms: left,
+            latency_ms: self.shared.latency_ms.load(Ordering::Relaxed),
+            connections: self.shared.connections.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Shared {
+    fn down_until(&self) -> Option<Instant> {
+        let until = *self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        until.filter(|u| *u > Instant::now())
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut listener = Some(listener);
+    loop {
+        if let Some(until) = shared.down_until() {
+            // Closing the listening socket makes new connections fail with "refused".
+            listener = None;
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = shared.changed.notified() => {}
+            }
+            continue;
+        }
+        let current = match listener.take() {
+            Some(l) => l,
+            None => match rebind(shared.addr).await {
+                Some(l) => l,
+                None => return,
+            },
+        };
+        tokio::select! {
+            accepted = current.accept() => {
+                if let Ok((client, _)) = accepted {
+                    shared.connections.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(relay(shared.clone(), client));
+                }
+                listener = Some(current);
+            }
+            _ = shared.changed.notified() => {
+                listener = Some(current);
+            }
+        }
+    }
+}
+
+/// Binds the advertised address again after an outage (the port may linger briefly).
+async fn rebind(addr: SocketAddr) -> Option<TcpListener> {
+    for _ in 0..100 {
+        if let Ok(l) = TcpListener::bind(addr).await {
+            return Some(l);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("front door: cannot bind {addr} again after an outage; giving up");
+    None
+}
+
+async fn relay(shared: Arc<Shared>, client: TcpStream) {
+    let Ok(broker) = TcpStream::connect(shared.target).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = broker.set_nodelay(true);
+    let mut epoch = shared.epoch.subscribe();
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut broker_rx, mut broker_tx) = broker.into_split();
+    let upstream = tokio::io::copy(&mut client_rx, &mut broker_tx);
+    let downstream = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = broker_rx.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            let delay = shared.latency_ms.load(Ordering::Relaxed);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            client_tx.write_all(&buf[..n]).await?;
+        }
+    };
+    tokio::select! {
+        _ = upstream => {}
+        _ = downstream => {}
+        _ = epoch.changed() => {}
+    }
+}
