@@ -1,5 +1,6 @@
 //! The Bufstream engine: a `bufstream` binary from PATH, run in local mode
-//! behind the front door, with `proto/` as its schema input.
+//! behind the front door, with the workshop `.proto` files (written to
+//! `.chinook/broker/proto/`) as its schema input.
 //!
 //! Bufstream cannot be downloaded on the machines chinook is tested on, so
 //! the config and command line are generated and tested here, and SETUP.md
@@ -32,6 +33,18 @@ pub fn command_line(binary: &Path, config: &Path, schema_dir: &Path) -> (PathBuf
             schema_dir.display().to_string(),
         ],
     )
+}
+
+/// Writes the workshop `.proto` files under `dir` (a Buf input directory).
+pub fn write_protos(dir: &Path) -> Result<(), super::BrokerError> {
+    for (name, text) in crate::codec::PROTO_SOURCES {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| super::BrokerError::io(parent, e))?;
+        }
+        std::fs::write(&path, text).map_err(|e| super::BrokerError::io(&path, e))?;
+    }
+    Ok(())
 }
 
 /// The first `bufstream` on PATH.

@@ -158,6 +158,10 @@ impl Paths {
     pub fn bufstream_config(&self) -> PathBuf {
         self.dir.join("bufstream.yaml")
     }
+    /// The workshop `.proto` files, written out for Bufstream's `--schema`.
+    pub fn proto(&self) -> PathBuf {
+        self.dir.join("proto")
+    }
 }
 
 /// What a running managed broker wrote about itself.

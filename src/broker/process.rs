@@ -184,8 +184,8 @@ async fn start_engine(
                 super::bufstream::config(internal, super::client_address(advertised)),
             )
             .map_err(|e| BrokerError::io(&config, e))?;
-            let (program, args) =
-                super::bufstream::command_line(&binary, &config, Path::new("proto"));
+            super::bufstream::write_protos(&paths.proto())?;
+            let (program, args) = super::bufstream::command_line(&binary, &config, &paths.proto());
             let mut child = tokio::process::Command::new(program)
                 .args(args)
                 .kill_on_drop(true)

@@ -33,6 +33,19 @@ pub mod pb {
 /// The encoded `FileDescriptorSet` of `proto/` (with its imports).
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 
+/// The `.proto` sources of the workshop schemas, by import path, for tools
+/// that want files (Bufstream's `--schema`, students reading them).
+pub const PROTO_SOURCES: [(&str, &str); 2] = [
+    (
+        "customer/v1/customer.proto",
+        include_str!("../../proto/customer/v1/customer.proto"),
+    ),
+    (
+        "events/v1/customer_events.proto",
+        include_str!("../../proto/events/v1/customer_events.proto"),
+    ),
+];
+
 /// The message carried on `customer_events`.
 pub const EVENT_TYPE: &str = "events.v1.CustomerEvent";
 /// The message carried on `customer_commands`.
