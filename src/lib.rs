@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod cli;
 pub mod codec;
+pub mod events;
 pub mod exit;
 pub mod kafka;
 pub mod ui;

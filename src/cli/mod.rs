@@ -4,6 +4,9 @@
 
 mod broker;
 mod codec;
+mod consume;
+mod group;
+mod produce;
 mod topics;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -49,6 +52,13 @@ pub enum Command {
     /// Create, list and describe the lab's topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
+    /// Publish customer events or commands (typed, generated, or from JSON lines).
+    Produce(produce::ProduceArgs),
+    /// Consume in a group: decode, route by event type, commit after processing, dead-letter failures.
+    Consume(consume::ConsumeArgs),
+    /// Consumer groups: list, describe (lag), reset offsets.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Decode protobuf bytes (raw, hex, base64, length-delimited, Confluent) to JSON.
     Decode(codec::DecodeArgs),
     /// Encode proto3 JSON to protobuf bytes (raw, hex, base64, length-delimited, Confluent).
@@ -185,6 +195,18 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
     match command {
         Command::Broker(cmd) => broker::run(cmd, ui).await,
         Command::Topics(cmd) => topics::run(cmd, ui).await,
+        Command::Produce(args) => produce::run(args, ui).await,
+        Command::Consume(args) => consume::run(args, ui).await,
+        Command::Group(cmd) => group::run(cmd, ui).await,
         Command::Decode(_) | Command::Encode(_) | Command::Completions { .. } => unreachable!("handled without a runtime in main"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -3,6 +3,11 @@
 //! operations behind `topics` and `broker status`.
 
 pub mod admin;
+pub mod consumer;
+pub mod groups;
+pub mod history;
+pub mod producer;
+pub mod records;
 pub mod topics;
 
 use std::time::Duration;

@@ -1,0 +1,139 @@
+//! `chinook consume`: the lab's consumer — a group member that decodes, routes,
+//! commits after processing and dead-letters what it cannot process.
+
+use clap::Args;
+
+use super::{ConnectionArgs, Outcome};
+use crate::{
+    broker::{Paths, process},
+    codec::{COMMAND_TYPE, EVENT_TYPE, JsonOptions, Schemas, Transcoder},
+    exit,
+    kafka::{
+        consumer::{self, ConsumeOptions, Decoders, FailRule, Outcome as RecordOutcome, StartAt},
+        topics::{COMMANDS, DEAD_LETTERS, EVENTS},
+    },
+    ui::{self, Format, Ui},
+};
+
+/// The decoder of each lab topic's values.
+pub fn decoders() -> Decoders {
+    let schemas = Schemas::builtin();
+    let t = |name| Transcoder::new(schemas.message(name).expect("built-in type"), JsonOptions::default());
+    Decoders::from([(EVENTS.to_string(), t(EVENT_TYPE)), (COMMANDS.to_string(), t(COMMAND_TYPE)), (DEAD_LETTERS.to_string(), t(EVENT_TYPE))])
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  chinook consume                                   # follow customer_events as group `chinook`
+  chinook consume --group billing --offset start --until-end
+  chinook consume --offset -10 --max 10             # the last ten events
+  chinook consume --offset @-10m                    # everything from the last ten minutes
+  chinook consume --format jsonl --until-end > events.jsonl
+  chinook consume --handler-fail key=3 --attempts 3 # customer 3's events fail and go to the DLQ
+
+On a terminal it follows new records until Ctrl-C; otherwise it stops at the end (--until-end).
+Offsets are committed only after a record is processed; Ctrl-C finishes the record in hand,
+commits, and leaves the group.")]
+pub struct ConsumeArgs {
+    /// Topic(s) to read.
+    #[arg(long, short = 't', default_value = EVENTS)]
+    pub topic: Vec<String>,
+    /// Consumer group.
+    #[arg(long, short = 'g', default_value = "chinook")]
+    pub group: String,
+    /// Where to start: start, end, committed, -N (last N) or @<RFC 3339 | -10m>.
+    #[arg(long, short = 'o', default_value = "committed", allow_hyphen_values = true)]
+    pub offset: StartAt,
+    /// Stop after this many records.
+    #[arg(long, short = 'n')]
+    pub max: Option<u64>,
+    /// Stop when every assigned partition reaches its high watermark.
+    #[arg(long, conflicts_with = "follow")]
+    pub until_end: bool,
+    /// Keep waiting for new records (the default on a terminal).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Dead-letter topic for records that cannot be processed.
+    #[arg(long, default_value = DEAD_LETTERS)]
+    pub dlq: String,
+    /// Count unprocessable records but do not dead-letter them.
+    #[arg(long)]
+    pub no_dlq: bool,
+    /// Make the handler fail on purpose: key=K, event-id=ID, type=TYPE or every=N.
+    #[arg(long, value_name = "RULE")]
+    pub handler_fail: Option<FailRule>,
+    /// Handler attempts per record before it is dead-lettered.
+    #[arg(long, default_value_t = 3)]
+    pub attempts: u32,
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+}
+
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    record: &'a crate::kafka::records::RecordJson,
+    #[serde(flatten)]
+    outcome: &'a RecordOutcome,
+}
+
+pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
+    let state = process::current(&Paths::under(&std::env::current_dir().unwrap_or_default()))?.0;
+    let conn = args.conn.resolve(state.as_ref());
+    let options = ConsumeOptions {
+        group: args.group.clone(),
+        topics: args.topic.clone(),
+        start: args.offset,
+        max: args.max,
+        until_end: args.until_end || (!args.follow && !Ui::stdout_is_tty()),
+        dead_letters: (!args.no_dlq).then(|| args.dlq.clone()),
+        fail: args.handler_fail.clone(),
+        attempts: args.attempts,
+    };
+    let decoders = decoders();
+    let summary = consumer::consume(&conn, &options, &decoders, |r, outcome| match ui.format {
+        Format::Human => println!("{}", human_line(&r.json, outcome)),
+        _ => ui.json(&Line { record: &r.json, outcome }),
+    })
+    .await?;
+    if ui.format == Format::Human && !ui.quiet {
+        let mut t = ui::table(["route", "records"]);
+        for (route, n) in &summary.per_route {
+            t.add_row(vec![route.clone(), n.to_string()]);
+        }
+        eprintln!("{t}");
+        eprintln!(
+            "consumed {} · handled {} · skipped {} · dead-lettered {} · handler retries {}",
+            summary.consumed, summary.handled, summary.skipped, summary.dead_lettered, summary.handler_retries
+        );
+    } else if ui.verbose {
+        eprintln!("{}", serde_json::to_string(&summary).expect("summaries serialize"));
+    }
+    Ok(exit::OK)
+}
+
+fn human_line(r: &crate::kafka::records::RecordJson, outcome: &RecordOutcome) -> String {
+    let key = match &r.key {
+        Some(crate::kafka::records::Bytes::Text(k)) => k.clone(),
+        Some(_) => "<binary>".into(),
+        None => "-".into(),
+    };
+    let what = match (&r.value, &r.error) {
+        (Some(v), _) => {
+            let kind = v.get("eventType").and_then(|t| t.as_str()).unwrap_or("");
+            let id = v.get("eventId").or_else(|| v.get("commandId")).and_then(|t| t.as_str()).unwrap_or("");
+            let version = v.get("version").and_then(|t| t.as_str()).map(|v| format!("v{v}")).unwrap_or_default();
+            format!("{kind} {version} {id}")
+        }
+        (None, Some(e)) => format!("undecodable: {e}"),
+        (None, None) => "(raw bytes)".into(),
+    };
+    let result = match outcome {
+        RecordOutcome::Handled { route: _, attempts } if *attempts > 1 => console::style(format!("handled after {attempts} attempts")).yellow(),
+        RecordOutcome::Handled { .. } => console::style("handled".to_string()).green(),
+        RecordOutcome::Skipped { route } => console::style(format!("skipped: {route}")).dim(),
+        RecordOutcome::DeadLettered { reason } => console::style(format!("dead-lettered: {reason}")).red(),
+    };
+    format!("{}/{}@{} key={key} {what} → {result}", r.topic, r.partition.unwrap_or(-1), r.offset.unwrap_or(-1))
+}

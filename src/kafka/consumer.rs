@@ -1,0 +1,423 @@
+//! The lab's consumer, done properly: a consumer group member that decodes
+//! every record, routes it by event type to a handler, commits only after the
+//! record is processed, parks what cannot be processed in the dead-letter
+//! topic (with the reason in headers) and moves on.
+//!
+//! Offsets are resolved by chinook when partitions are assigned (start, end,
+//! committed, last N, or by time), which also gives each partition its end for
+//! `--until-end`, inside a group too.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use prost::Message as _;
+use rdkafka::{
+    ClientContext, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer},
+    message::{BorrowedMessage, Headers},
+    types::RDKafkaRespErr,
+};
+use serde::Serialize;
+
+use super::{Connection, KafkaError, REQUEST_TIMEOUT, producer::OutRecord, records::{Bytes, RecordJson}};
+use crate::codec::{
+    Transcoder,
+    pb::events::v1::{CustomerEvent, CustomerEventType, customer_event::Payload},
+};
+
+/// Where a consumer starts on each partition it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest record kept.
+    Start,
+    /// Only records produced from now on.
+    End,
+    /// Where the group left off (the oldest record if it never committed).
+    Committed,
+    /// The last N records.
+    Last(i64),
+    /// The first record at or after this time (ms since the epoch).
+    Time(i64),
+}
+
+impl std::str::FromStr for StartAt {
+    type Err = String;
+
+    /// `start`, `end`, `committed`, `-N`, `@2026-11-23T09:00:00Z` or `@-10m`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "start" | "beginning" | "earliest" => Ok(StartAt::Start),
+            "end" | "latest" => Ok(StartAt::End),
+            "committed" => Ok(StartAt::Committed),
+            _ if s.starts_with('@') => {
+                let t = &s[1..];
+                let at = if let Some(ago) = t.strip_prefix('-') {
+                    let d = humantime::parse_duration(ago).map_err(|e| format!("{t}: {e}"))?;
+                    SystemTime::now() - d
+                } else {
+                    humantime::parse_rfc3339_weak(t).map_err(|e| format!("{t}: {e} (use RFC 3339, e.g. @2026-11-23T09:00:00Z, or @-10m)"))?
+                };
+                Ok(StartAt::Time(at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as i64))
+            }
+            _ => match s.strip_prefix('-').and_then(|n| n.parse::<i64>().ok()) {
+                Some(n) if n > 0 => Ok(StartAt::Last(n)),
+                _ => Err(format!("{s:?}: use start, end, committed, -N (last N records) or @<RFC 3339 time or -10m>")),
+            },
+        }
+    }
+}
+
+/// A rule that makes the handler fail on purpose (for the `break` scenarios).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailRule {
+    Key(String),
+    EventId(String),
+    Type(String),
+    /// Every n-th record this consumer sees.
+    Every(u64),
+}
+
+impl std::str::FromStr for FailRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: use key=K, event-id=ID, type=TYPE or every=N"))?;
+        match k {
+            "key" => Ok(FailRule::Key(v.into())),
+            "event-id" => Ok(FailRule::EventId(v.into())),
+            "type" => Ok(FailRule::Type(v.to_ascii_uppercase())),
+            "every" => v.parse().ok().filter(|n| *n > 0).map(FailRule::Every).ok_or_else(|| format!("every={v}: give a positive number")),
+            _ => Err(format!("{k}: use key=K, event-id=ID, type=TYPE or every=N")),
+        }
+    }
+}
+
+/// How to consume.
+#[derive(Clone, Debug)]
+pub struct ConsumeOptions {
+    pub group: String,
+    pub topics: Vec<String>,
+    pub start: StartAt,
+    pub max: Option<u64>,
+    pub until_end: bool,
+    /// Where records that cannot be processed go (None: they stop nothing and are only counted).
+    pub dead_letters: Option<String>,
+    pub fail: Option<FailRule>,
+    /// Handler attempts per record before it is dead-lettered.
+    pub attempts: u32,
+}
+
+/// What happened to one record.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A handler processed it (route = event type or message kind).
+    Handled { route: String, attempts: u32 },
+    /// No handler for it (unspecified or unknown type): counted and committed.
+    Skipped { route: String },
+    /// Sent to the dead-letter topic, with the reason.
+    DeadLettered { reason: String },
+}
+
+/// Counts per route and outcome.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub consumed: u64,
+    pub handled: u64,
+    pub skipped: u64,
+    pub dead_lettered: u64,
+    pub handler_retries: u64,
+    pub per_route: BTreeMap<String, u64>,
+    /// Where this consumer stopped: "topic/partition" → next offset.
+    pub positions: BTreeMap<String, i64>,
+}
+
+#[derive(Default)]
+struct Assignment {
+    /// (topic, partition) → offset to stop at (high watermark when assigned).
+    ends: HashMap<(String, i32), i64>,
+    /// (topic, partition) → next offset to process.
+    next: HashMap<(String, i32), i64>,
+    assigned_once: bool,
+}
+
+struct Ctx {
+    start: StartAt,
+    state: Arc<Mutex<Assignment>>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let committed = consumer.committed_offsets(tpl.clone(), REQUEST_TIMEOUT).ok();
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.assigned_once = true;
+                for e in tpl.elements() {
+                    let (topic, partition) = (e.topic().to_string(), e.partition());
+                    let (low, high) = consumer.fetch_watermarks(&topic, partition, REQUEST_TIMEOUT).unwrap_or((0, 0));
+                    let stored = committed
+                        .as_ref()
+                        .and_then(|c| c.find_partition(&topic, partition))
+                        .and_then(|p| p.offset().to_raw())
+                        .filter(|o| *o >= 0);
+                    let from = match self.start {
+                        StartAt::Start => low,
+                        StartAt::End => high,
+                        StartAt::Committed => stored.unwrap_or(low),
+                        StartAt::Last(n) => (high - n).max(low),
+                        StartAt::Time(ms) => {
+                            let mut q = TopicPartitionList::new();
+                            let _ = q.add_partition_offset(&topic, partition, Offset::Offset(ms));
+                            consumer
+                                .offsets_for_times(q, REQUEST_TIMEOUT)
+                                .ok()
+                                .and_then(|r| r.elements().first().and_then(|e| e.offset().to_raw()))
+                                .filter(|o| *o >= 0)
+                                .unwrap_or(high)
+                        }
+                    };
+                    state.ends.insert((topic.clone(), partition), high);
+                    state.next.insert((topic, partition), from);
+                }
+                drop(state);
+                let mut assigned = TopicPartitionList::new();
+                let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                for e in tpl.elements() {
+                    let from = state.next.get(&(e.topic().to_string(), e.partition())).copied().unwrap_or(0);
+                    let _ = assigned.add_partition_offset(e.topic(), e.partition(), Offset::Offset(from));
+                }
+                drop(state);
+                let _ = consumer.assign(&assigned);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // Commit what was processed before the partitions go to someone else.
+                let _ = consumer.commit_consumer_state(CommitMode::Sync);
+                let _ = consumer.unassign();
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.ends.clear();
+                state.next.clear();
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Assignment {
+    fn at_end(&self) -> bool {
+        self.assigned_once && self.next.iter().all(|(tp, next)| self.ends.get(tp).is_none_or(|end| next >= end))
+    }
+}
+
+/// A record that came in, decoded as far as it goes.
+pub struct Received<'a> {
+    pub message: &'a BorrowedMessage<'a>,
+    pub json: RecordJson,
+}
+
+/// The decoder for each topic's values.
+pub type Decoders = HashMap<String, Transcoder>;
+
+fn route_of(topic: &str, value: &[u8]) -> Result<Option<String>, String> {
+    if topic != super::topics::EVENTS && !topic.starts_with("customer_events") {
+        return Ok(Some(topic.to_string()));
+    }
+    let event = CustomerEvent::decode(value).map_err(|e| format!("undecodable CustomerEvent: {e}"))?;
+    let declared = CustomerEventType::try_from(event.event_type).ok();
+    let carried = match &event.payload {
+        Some(Payload::CustomerCreated(_)) => Some(CustomerEventType::Created),
+        Some(Payload::CustomerUpdated(_)) => Some(CustomerEventType::Updated),
+        Some(Payload::CustomerDeleted(_)) => Some(CustomerEventType::Deleted),
+        Some(Payload::StatusChanged(_)) => Some(CustomerEventType::StatusChanged),
+        Some(Payload::ContactUpdated(_)) => Some(CustomerEventType::ContactUpdated),
+        None => None,
+    };
+    match (declared, carried) {
+        (Some(CustomerEventType::Unspecified) | None, _) | (_, None) => Ok(None),
+        (Some(d), Some(c)) if d == c => Ok(Some(d.as_str_name().to_string())),
+        (Some(d), Some(c)) => Err(format!("event_type says {} but the payload is {}", d.as_str_name(), c.as_str_name())),
+    }
+}
+
+fn fails(rule: &Option<FailRule>, seen: u64, key: &Option<Bytes>, json: &RecordJson, route: &str) -> bool {
+    match rule {
+        None => false,
+        Some(FailRule::Every(n)) => seen % n == 0,
+        Some(FailRule::Key(k)) => key.as_ref() == Some(&Bytes::Text(k.clone())),
+        Some(FailRule::Type(t)) => route.ends_with(t.as_str()),
+        Some(FailRule::EventId(id)) => json.value.as_ref().and_then(|v| v.get("eventId")).and_then(|v| v.as_str()) == Some(id.as_str()),
+    }
+}
+
+/// Turns a message into its JSON form, decoding the value with the topic's decoder.
+pub fn to_json(m: &BorrowedMessage<'_>, decoders: &Decoders) -> RecordJson {
+    let headers = m
+        .headers()
+        .map(|hs| hs.iter().map(|h| (h.key.to_string(), Bytes::from_slice(h.value.unwrap_or_default()))).collect())
+        .unwrap_or_default();
+    let payload = m.payload().unwrap_or_default();
+    let (value, value_bytes, error) = match decoders.get(m.topic()) {
+        Some(t) => match t.decode(payload, 0) {
+            Ok(msg) => (Some(t.to_value(&msg)), None, None),
+            Err(e) => (None, Some(Bytes::from_slice(payload)), Some(e.to_string())),
+        },
+        None => (None, Some(Bytes::from_slice(payload)), None),
+    };
+    RecordJson {
+        topic: m.topic().to_string(),
+        partition: Some(m.partition()),
+        offset: Some(m.offset()),
+        key: m.key().map(Bytes::from_slice),
+        headers,
+        timestamp: m.timestamp().to_millis(),
+        value,
+        value_bytes,
+        error,
+    }
+}
+
+/// Runs the consumer until the end (`until_end`), `max` records, or Ctrl-C;
+/// `on_record` sees every record with its outcome (the default handler prints).
+pub async fn consume(
+    conn: &Connection,
+    options: &ConsumeOptions,
+    decoders: &Decoders,
+    mut on_record: impl FnMut(&Received<'_>, &Outcome),
+) -> Result<Summary, KafkaError> {
+    conn.probe().await?;
+    let state = Arc::new(Mutex::new(Assignment::default()));
+    let mut config = conn.client_config();
+    config
+        .set("group.id", &options.group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "500")
+        // Offsets are stored only after a record is processed: auto-commit never commits ahead.
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("queued.max.messages.kbytes", "8192");
+    for (k, v) in &conn.overrides {
+        config.set(k, v);
+    }
+    let consumer: StreamConsumer<Ctx> = config
+        .create_with_context(Ctx { start: options.start, state: state.clone() })
+        .map_err(|e| KafkaError::request("creating the consumer", e))?;
+    let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(|e| KafkaError::request("subscribing", e))?;
+    let dlq = match &options.dead_letters {
+        Some(_) => Some(super::producer::ProduceOptions::default().producer(conn)?),
+        None => None,
+    };
+
+    let mut summary = Summary::default();
+    loop {
+        if options.max.is_some_and(|m| summary.consumed >= m) {
+            break;
+        }
+        if options.until_end && state.lock().unwrap_or_else(|p| p.into_inner()).at_end() {
+            break;
+        }
+        let message = tokio::select! {
+            m = consumer.recv() => m,
+            _ = tokio::signal::ctrl_c() => break,
+            // Wake now and then to notice the end of an idle partition.
+            _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+        };
+        let m = match message {
+            Ok(m) => m,
+            Err(e) => return Err(KafkaError::request("consuming", e)),
+        };
+        summary.consumed += 1;
+        let json = to_json(&m, decoders);
+        let outcome = process(&m, &json, options, &mut summary, dlq.as_ref()).await?;
+        on_record(&Received { message: &m, json }, &outcome);
+        // Processed: now, and only now, the offset may be committed.
+        consumer.store_offset_from_message(&m).map_err(|e| KafkaError::request("storing the offset", e))?;
+        let tp = (m.topic().to_string(), m.partition());
+        state.lock().unwrap_or_else(|p| p.into_inner()).next.insert(tp, m.offset() + 1);
+        summary.positions.insert(format!("{}/{}", m.topic(), m.partition()), m.offset() + 1);
+    }
+    if summary.consumed > 0 {
+        consumer.commit_consumer_state(CommitMode::Sync).map_err(|e| KafkaError::request("committing offsets", e))?;
+    }
+    consumer.unsubscribe();
+    Ok(summary)
+}
+
+async fn process(
+    m: &BorrowedMessage<'_>,
+    json: &RecordJson,
+    options: &ConsumeOptions,
+    summary: &mut Summary,
+    dlq: Option<&rdkafka::producer::FutureProducer>,
+) -> Result<Outcome, KafkaError> {
+    let payload = m.payload().unwrap_or_default();
+    let outcome = match route_of(m.topic(), payload) {
+        Err(reason) => Outcome::DeadLettered { reason },
+        Ok(None) => Outcome::Skipped { route: "unknown or unspecified type".into() },
+        Ok(Some(route)) => {
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                if !fails(&options.fail, summary.consumed, &json.key, json, &route) {
+                    break Outcome::Handled { route, attempts };
+                }
+                if attempts >= options.attempts.max(1) {
+                    break Outcome::DeadLettered { reason: format!("handler for {route} failed {attempts} times (--handler-fail)") };
+                }
+                summary.handler_retries += 1;
+                tokio::time::sleep(Duration::from_millis(20 * 2u64.pow(attempts))).await;
+            }
+        }
+    };
+    match &outcome {
+        Outcome::Handled { route, .. } => {
+            summary.handled += 1;
+            *summary.per_route.entry(route.clone()).or_default() += 1;
+        }
+        Outcome::Skipped { route } => {
+            summary.skipped += 1;
+            *summary.per_route.entry(route.clone()).or_default() += 1;
+        }
+        Outcome::DeadLettered { reason } => {
+            summary.dead_lettered += 1;
+            *summary.per_route.entry("dead-lettered".into()).or_default() += 1;
+            if let (Some(producer), Some(topic)) = (dlq, &options.dead_letters) {
+                dead_letter(producer, topic, m, reason).await?;
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// Copies the record to the dead-letter topic with the reason, and waits for the ack.
+async fn dead_letter(producer: &rdkafka::producer::FutureProducer, topic: &str, m: &BorrowedMessage<'_>, reason: &str) -> Result<(), KafkaError> {
+    let mut headers: Vec<(String, Vec<u8>)> = m
+        .headers()
+        .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
+        .unwrap_or_default();
+    headers.extend([
+        ("dlq-reason".to_string(), reason.as_bytes().to_vec()),
+        ("dlq-original-topic".into(), m.topic().as_bytes().to_vec()),
+        ("dlq-original-partition".into(), m.partition().to_string().into_bytes()),
+        ("dlq-original-offset".into(), m.offset().to_string().into_bytes()),
+    ]);
+    let record = OutRecord {
+        topic: topic.to_string(),
+        partition: None,
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().unwrap_or_default().to_vec(),
+        headers,
+        timestamp: m.timestamp().to_millis(),
+    };
+    let report = super::producer::send_all(producer, &[record]).await;
+    match report.into_iter().next() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(KafkaError::request(&format!("dead-lettering {}/{}@{}", m.topic(), m.partition(), m.offset()), e)),
+        None => Ok(()),
+    }
+}
