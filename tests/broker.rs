@@ -232,19 +232,19 @@ async fn offsets_for_times_point_at_the_first_record_at_or_after() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_outage_refuses_connections_and_keeps_the_data() {
-    let b = broker();
+    let b = isolated_broker();
     let topic = unique("outage");
     create_topic(b, &topic, 1).await;
     produce_batches(&producer(b), &topic, 40, 10).await;
 
-    b.door.outage(Duration::from_secs(30));
+    b.door.outage(Duration::from_secs(30)).await;
     let refused = tokio::net::TcpStream::connect(&b.bootstrap).await;
     assert_eq!(
         refused.map(|_| ()).unwrap_err().kind(),
         std::io::ErrorKind::ConnectionRefused
     );
     assert!(b.door.state().outage_left_ms > 0);
-    b.door.restore();
+    b.door.restore().await;
 
     // Back up: the same 40 records are there.
     let c = consumer(b);

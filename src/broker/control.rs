@@ -63,11 +63,11 @@ pub async fn serve(
                     door: door.state(),
                 },
                 Ok(Request::Outage { millis }) => {
-                    door.outage(Duration::from_millis(millis));
+                    door.outage(Duration::from_millis(millis)).await;
                     Reply::Done
                 }
                 Ok(Request::Restore) => {
-                    door.restore();
+                    door.restore().await;
                     Reply::Done
                 }
                 Ok(Request::Latency { millis }) => {

@@ -38,6 +38,8 @@ struct Shared {
     epoch: watch::Sender<u64>,
     /// Wakes the accept loop when an outage starts or ends early.
     changed: Notify,
+    /// Whether the listening socket is open (the accept loop keeps it current).
+    listening: watch::Sender<bool>,
     connections: AtomicU64,
 }
 
@@ -62,6 +64,7 @@ impl FrontDoor {
             down_until: Mutex::new(None),
             epoch: watch::channel(0).0,
             changed: Notify::new(),
+            listening: watch::channel(true).0,
             connections: AtomicU64::new(0),
         });
         tokio::spawn(accept_loop(shared.clone(), listener));
@@ -72,8 +75,9 @@ impl FrontDoor {
         self.shared.addr
     }
 
-    /// Closes every connection and refuses new ones for `duration`.
-    pub fn outage(&self, duration: Duration) {
+    /// Closes every connection and refuses new ones for `duration`; returns
+    /// once the listening socket is closed.
+    pub async fn outage(&self, duration: Duration) {
         *self
             .shared
             .down_until
@@ -81,16 +85,28 @@ impl FrontDoor {
             .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + duration);
         self.shared.epoch.send_modify(|e| *e += 1);
         self.shared.changed.notify_one();
+        let _ = self
+            .shared
+            .listening
+            .subscribe()
+            .wait_for(|open| !open)
+            .await;
     }
 
-    /// Ends an outage early.
-    pub fn restore(&self) {
+    /// Ends an outage early; returns once the port accepts connections again.
+    pub async fn restore(&self) {
         *self
             .shared
             .down_until
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
         self.shared.changed.notify_one();
+        let _ = self
+            .shared
+            .listening
+            .subscribe()
+            .wait_for(|open| *open)
+            .await;
     }
 
     /// Delays every response chunk by `latency` (zero turns it off).
@@ -125,6 +141,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         if let Some(until) = shared.down_until() {
             // Closing the listening socket makes new connections fail with "refused".
             listener = None;
+            shared.listening.send_replace(false);
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => {}
                 _ = shared.changed.notified() => {}
@@ -134,7 +151,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         let current = match listener.take() {
             Some(l) => l,
             None => match rebind(shared.addr).await {
-                Some(l) => l,
+                Some(l) => {
+                    shared.listening.send_replace(true);
+                    l
+                }
                 None => return,
             },
         };

@@ -9,17 +9,31 @@ use crate::{
     codec::{COMMAND_TYPE, EVENT_TYPE, JsonOptions, Schemas, Transcoder},
     exit,
     kafka::{
-        consumer::{self, ConsumeOptions, Decoders, FailRule, Outcome as RecordOutcome, StartAt},
+        consumer::{
+            self, ConsumeOptions, Decoders, Event, FailRule, Outcome as RecordOutcome, StartAt,
+        },
         topics::{COMMANDS, DEAD_LETTERS, EVENTS},
     },
     ui::{self, Format, Ui},
 };
 
-/// The decoder of each lab topic's values.
-pub fn decoders() -> Decoders {
+/// The decoder of each lab topic's values, or of every topic with `--type`.
+pub fn decoders(every_topic: Option<&str>) -> Result<Decoders, crate::codec::CodecError> {
     let schemas = Schemas::builtin();
-    let t = |name| Transcoder::new(schemas.message(name).expect("built-in type"), JsonOptions::default());
-    Decoders::from([(EVENTS.to_string(), t(EVENT_TYPE)), (COMMANDS.to_string(), t(COMMAND_TYPE)), (DEAD_LETTERS.to_string(), t(EVENT_TYPE))])
+    let t = |name: &str| {
+        schemas
+            .message(name)
+            .map(|d| Transcoder::new(d, JsonOptions::default()))
+    };
+    let by_topic = [
+        (EVENTS, EVENT_TYPE),
+        (COMMANDS, COMMAND_TYPE),
+        (DEAD_LETTERS, EVENT_TYPE),
+    ]
+    .into_iter()
+    .map(|(topic, ty)| t(ty).map(|d| (topic.to_string(), d)))
+    .collect::<Result<_, _>>()?;
+    Ok(Decoders::new(by_topic, every_topic.map(t).transpose()?))
 }
 
 #[derive(Debug, Args)]
@@ -43,7 +57,12 @@ pub struct ConsumeArgs {
     #[arg(long, short = 'g', default_value = "chinook")]
     pub group: String,
     /// Where to start: start, end, committed, -N (last N) or @<RFC 3339 | -10m>.
-    #[arg(long, short = 'o', default_value = "committed", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        short = 'o',
+        default_value = "committed",
+        allow_hyphen_values = true
+    )]
     pub offset: StartAt,
     /// Stop after this many records.
     #[arg(long, short = 'n')]
@@ -54,6 +73,9 @@ pub struct ConsumeArgs {
     /// Keep waiting for new records (the default on a terminal).
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// Decode every topic's values as this message type (default: the lab plan's type per topic).
+    #[arg(long = "type", value_name = "FULL.NAME")]
+    pub type_name: Option<String>,
     /// Dead-letter topic for records that cannot be processed.
     #[arg(long, default_value = DEAD_LETTERS)]
     pub dlq: String,
@@ -91,10 +113,27 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         fail: args.handler_fail.clone(),
         attempts: args.attempts,
     };
-    let decoders = decoders();
-    let summary = consumer::consume(&conn, &options, &decoders, |r, outcome| match ui.format {
-        Format::Human => println!("{}", human_line(&r.json, outcome)),
-        _ => ui.json(&Line { record: &r.json, outcome }),
+    let decoders = decoders(args.type_name.as_deref())?;
+    let summary = consumer::consume(&conn, &options, &decoders, |event| match event {
+        Event::Record(r, outcome) => match ui.format {
+            Format::Human => println!("{}", human_line(&r.json, outcome)),
+            _ => ui.json(&Line {
+                record: &r.json,
+                outcome,
+            }),
+        },
+        Event::Assigned(parts) if ui.verbose || (ui.format == Format::Human && !ui.quiet) => {
+            eprintln!(
+                "{} assigned: {}",
+                console::style("↻").cyan(),
+                if parts.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    parts.join(", ")
+                }
+            );
+        }
+        Event::Assigned(_) => {}
     })
     .await?;
     if ui.format == Format::Human && !ui.quiet {
@@ -105,10 +144,17 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         eprintln!("{t}");
         eprintln!(
             "consumed {} · handled {} · skipped {} · dead-lettered {} · handler retries {}",
-            summary.consumed, summary.handled, summary.skipped, summary.dead_lettered, summary.handler_retries
+            summary.consumed,
+            summary.handled,
+            summary.skipped,
+            summary.dead_lettered,
+            summary.handler_retries
         );
     } else if ui.verbose {
-        eprintln!("{}", serde_json::to_string(&summary).expect("summaries serialize"));
+        eprintln!(
+            "{}",
+            serde_json::to_string(&summary).expect("summaries serialize")
+        );
     }
     Ok(exit::OK)
 }
@@ -122,18 +168,35 @@ fn human_line(r: &crate::kafka::records::RecordJson, outcome: &RecordOutcome) ->
     let what = match (&r.value, &r.error) {
         (Some(v), _) => {
             let kind = v.get("eventType").and_then(|t| t.as_str()).unwrap_or("");
-            let id = v.get("eventId").or_else(|| v.get("commandId")).and_then(|t| t.as_str()).unwrap_or("");
-            let version = v.get("version").and_then(|t| t.as_str()).map(|v| format!("v{v}")).unwrap_or_default();
+            let id = v
+                .get("eventId")
+                .or_else(|| v.get("commandId"))
+                .and_then(|t| t.as_str())
+                .unwrap_or("");
+            let version = v
+                .get("version")
+                .and_then(|t| t.as_str())
+                .map(|v| format!("v{v}"))
+                .unwrap_or_default();
             format!("{kind} {version} {id}")
         }
         (None, Some(e)) => format!("undecodable: {e}"),
         (None, None) => "(raw bytes)".into(),
     };
     let result = match outcome {
-        RecordOutcome::Handled { route: _, attempts } if *attempts > 1 => console::style(format!("handled after {attempts} attempts")).yellow(),
+        RecordOutcome::Handled { route: _, attempts } if *attempts > 1 => {
+            console::style(format!("handled after {attempts} attempts")).yellow()
+        }
         RecordOutcome::Handled { .. } => console::style("handled".to_string()).green(),
         RecordOutcome::Skipped { route } => console::style(format!("skipped: {route}")).dim(),
-        RecordOutcome::DeadLettered { reason } => console::style(format!("dead-lettered: {reason}")).red(),
+        RecordOutcome::DeadLettered { reason } => {
+            console::style(format!("dead-lettered: {reason}")).red()
+        }
     };
-    format!("{}/{}@{} key={key} {what} → {result}", r.topic, r.partition.unwrap_or(-1), r.offset.unwrap_or(-1))
+    format!(
+        "{}/{}@{} key={key} {what} → {result}",
+        r.topic,
+        r.partition.unwrap_or(-1),
+        r.offset.unwrap_or(-1)
+    )
 }

@@ -25,7 +25,9 @@ pub enum GroupCommand {
         conn: ConnectionArgs,
     },
     /// Move a group's committed offsets (a dry run unless --execute; refused while it has members).
-    #[command(after_help = "Examples:\n  chinook group reset chinook --to start                # shows the plan\n  chinook group reset chinook --to start --execute\n  chinook group reset billing --to @-1h --topic customer_events --execute")]
+    #[command(
+        after_help = "Examples:\n  chinook group reset chinook --to start                # shows the plan\n  chinook group reset chinook --to start --execute\n  chinook group reset billing --to @-1h --topic customer_events --execute"
+    )]
     Reset {
         group: String,
         /// start, end, an offset number, -N or @<RFC 3339 | -10m>.
@@ -44,7 +46,10 @@ pub enum GroupCommand {
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("--to {0:?} is not a position")]
-#[diagnostic(code(chinook::group::to), help("use start, end, an offset number (e.g. 42), -N, or @<RFC 3339 time | -10m>"))]
+#[diagnostic(
+    code(chinook::group::to),
+    help("use start, end, an offset number (e.g. 42), -N, or @<RFC 3339 time | -10m>")
+)]
 struct BadTo(String);
 
 pub async fn run(cmd: GroupCommand, ui: Ui) -> Outcome {
@@ -58,7 +63,11 @@ pub async fn run(cmd: GroupCommand, ui: Ui) -> Outcome {
                 }
                 let mut t = ui::table(["group", "state", "members"]);
                 for g in &list {
-                    t.add_row(vec![g.group.clone(), g.state.clone(), g.members.to_string()]);
+                    t.add_row(vec![
+                        g.group.clone(),
+                        g.state.clone(),
+                        g.members.to_string(),
+                    ]);
                 }
                 t.to_string()
             });
@@ -78,22 +87,53 @@ pub async fn run(cmd: GroupCommand, ui: Ui) -> Outcome {
                         p.lag.to_string(),
                     ]);
                 }
-                format!("group {} · {} · {} member(s) · total lag {}\n{t}", d.group, d.state, d.members.len(), d.total_lag)
+                format!(
+                    "group {} · {} · {} member(s) · total lag {}\n{t}",
+                    d.group,
+                    d.state,
+                    d.members.len(),
+                    d.total_lag
+                )
             });
             Ok(exit::OK)
         }
-        GroupCommand::Reset { group, to, topic, execute, conn } => {
+        GroupCommand::Reset {
+            group,
+            to,
+            topic,
+            execute,
+            conn,
+        } => {
             let target = match to.parse::<i64>() {
                 Ok(n) if n >= 0 => ResetTo::Offset(n),
-                _ => ResetTo::At(to.parse::<StartAt>().map_err(|_| super::Failure::new(exit::USAGE, BadTo(to.clone())))?),
+                _ => ResetTo::At(
+                    to.parse::<StartAt>()
+                        .map_err(|_| super::Failure::new(exit::USAGE, BadTo(to.clone())))?,
+                ),
             };
-            let plan = groups::reset(&conn.resolve(state.as_ref()), &group, topic.as_deref(), target, execute).await?;
+            let plan = groups::reset(
+                &conn.resolve(state.as_ref()),
+                &group,
+                topic.as_deref(),
+                target,
+                execute,
+            )
+            .await?;
             ui.emit(&plan, || {
                 let mut t = ui::table(["topic", "partition", "from", "to"]);
                 for r in &plan {
-                    t.add_row(vec![r.topic.clone(), r.partition.to_string(), r.from.map_or("-".into(), |f| f.to_string()), r.to.to_string()]);
+                    t.add_row(vec![
+                        r.topic.clone(),
+                        r.partition.to_string(),
+                        r.from.map_or("-".into(), |f| f.to_string()),
+                        r.to.to_string(),
+                    ]);
                 }
-                let head = if execute { format!("group {group}: offsets moved") } else { format!("group {group}: dry run, nothing changed (add --execute to apply)") };
+                let head = if execute {
+                    format!("group {group}: offsets moved")
+                } else {
+                    format!("group {group}: dry run, nothing changed (add --execute to apply)")
+                };
                 format!("{head}\n{t}")
             });
             Ok(exit::OK)

@@ -171,10 +171,18 @@ pub fn main() -> i32 {
         Command::Decode(args) => codec::decode(args, ui),
         Command::Encode(args) => codec::encode(args, ui),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "chinook", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "chinook",
+                &mut std::io::stdout(),
+            );
             Ok(exit::OK)
         }
-        command => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        command => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime.block_on(dispatch(command, ui)),
             Err(e) => {
                 eprintln!("chinook: cannot start the async runtime: {e}");
@@ -198,7 +206,9 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
         Command::Produce(args) => produce::run(args, ui).await,
         Command::Consume(args) => consume::run(args, ui).await,
         Command::Group(cmd) => group::run(cmd, ui).await,
-        Command::Decode(_) | Command::Encode(_) | Command::Completions { .. } => unreachable!("handled without a runtime in main"),
+        Command::Decode(_) | Command::Encode(_) | Command::Completions { .. } => {
+            unreachable!("handled without a runtime in main")
+        }
     }
 }
 

@@ -145,6 +145,9 @@ pub struct ProduceArgs {
     /// Send to this topic instead of customer_events / customer_commands.
     #[arg(long)]
     pub topic: Option<String>,
+    /// With --input: the message type of every value (default: the lab plan's type per topic).
+    #[arg(long = "type", value_name = "FULL.NAME", requires = "input")]
+    pub type_name: Option<String>,
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none")]
     pub compression: String,
@@ -168,14 +171,27 @@ pub struct ProduceArgs {
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
-    s.trim_end_matches("/s").parse::<f64>().ok().filter(|r| *r > 0.0).ok_or_else(|| format!("{s:?}: give records per second, e.g. 100 or 100/s"))
+    s.trim_end_matches("/s")
+        .parse::<f64>()
+        .ok()
+        .filter(|r| *r > 0.0)
+        .ok_or_else(|| format!("{s:?}: give records per second, e.g. 100 or 100/s"))
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 enum InputError {
     #[error("line {line} of {file} is not a record: {reason}")]
-    #[diagnostic(code(chinook::produce::input), help("each line must be a JSON object as `chinook consume --format jsonl` writes it: topic, key, headers, value (or value_bytes)"))]
-    Bad { file: String, line: usize, reason: String },
+    #[diagnostic(
+        code(chinook::produce::input),
+        help(
+            "each line must be a JSON object as `chinook consume --format jsonl` writes it: topic, key, headers, value (or value_bytes)"
+        )
+    )]
+    Bad {
+        file: String,
+        line: usize,
+        reason: String,
+    },
     #[error("cannot read {file}: {reason}")]
     #[diagnostic(code(chinook::produce::read))]
     Read { file: String, reason: String },
@@ -183,7 +199,10 @@ enum InputError {
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{failed} of {sent} records were not acknowledged")]
-#[diagnostic(code(chinook::produce::failed), help("the reasons are listed above; records acknowledged before are stored"))]
+#[diagnostic(
+    code(chinook::produce::failed),
+    help("the reasons are listed above; records acknowledged before are stored")
+)]
 struct NotAcked {
     failed: usize,
     sent: usize,
@@ -192,7 +211,7 @@ struct NotAcked {
 pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
     let state = process::current(&Paths::under(&std::env::current_dir().unwrap_or_default()))?.0;
     let conn = args.conn.resolve(state.as_ref());
-    let decoders = super::consume::decoders();
+    let decoders = super::consume::decoders(args.type_name.as_deref())?;
     let records = match &args.input {
         Some(path) => read_input(path, &args, &decoders)?,
         None => build(&args, &conn).await?,
@@ -203,14 +222,26 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
                 topic: r.topic.clone(),
                 partition: r.partition,
                 offset: None,
-                key: r.key.as_deref().map(crate::kafka::records::Bytes::from_slice),
-                headers: r.headers.iter().map(|(k, v)| (k.clone(), crate::kafka::records::Bytes::from_slice(v))).collect(),
+                key: r
+                    .key
+                    .as_deref()
+                    .map(crate::kafka::records::Bytes::from_slice),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), crate::kafka::records::Bytes::from_slice(v)))
+                    .collect(),
                 timestamp: r.timestamp,
-                value: decoders.get(&r.topic).and_then(|t| t.decode(&r.value, 0).ok().map(|m| t.to_value(&m))),
+                value: decoders
+                    .get(&r.topic)
+                    .and_then(|t| t.decode(&r.value, 0).ok().map(|m| t.to_value(&m))),
                 value_bytes: None,
                 error: None,
             };
-            println!("{}", serde_json::to_string(&json).expect("records serialize"));
+            println!(
+                "{}",
+                serde_json::to_string(&json).expect("records serialize")
+            );
         }
         ui.note(format!("dry run: {} record(s) not sent", records.len()));
         return Ok(exit::OK);
@@ -226,7 +257,12 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
     };
     let bar = (records.len() > 1 && !ui.quiet && console::Term::stderr().is_term()).then(|| {
         let bar = indicatif::ProgressBar::new(records.len() as u64);
-        bar.set_style(indicatif::ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} acked · {per_sec} · eta {eta}").expect("a valid template"));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40.cyan/blue} {pos}/{len} acked · {per_sec} · eta {eta}",
+            )
+            .expect("a valid template"),
+        );
         bar
     });
     let report = producer::produce(&conn, &options, records, |done| {
@@ -241,20 +277,44 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
     ui.emit(&report, || {
         let mut lines = Vec::new();
         for f in report.failures.iter().take(20) {
-            lines.push(format!("{} record {}: {} (after {} attempt(s))", console::style("✘").red(), f.index, f.error, f.attempts));
+            lines.push(format!(
+                "{} record {}: {} (after {} attempt(s))",
+                console::style("✘").red(),
+                f.index,
+                f.error,
+                f.attempts
+            ));
         }
         if report.failures.len() > 20 {
-            lines.push(format!("… and {} more failures", report.failures.len() - 20));
+            lines.push(format!(
+                "… and {} more failures",
+                report.failures.len() - 20
+            ));
         }
-        let mark = if report.failed == 0 { console::style("✔").green() } else { console::style("✘").red() };
+        let mark = if report.failed == 0 {
+            console::style("✔").green()
+        } else {
+            console::style("✘").red()
+        };
+        let rate = if report.sent > 1 {
+            format!(" · {:.0} msg/s", report.per_second)
+        } else {
+            String::new()
+        };
         lines.push(format!(
-            "{mark} sent {} · acked {} · failed {} · retries {} · {:.0} msg/s",
-            report.sent, report.acked, report.failed, report.retries, report.per_second
+            "{mark} sent {} · acked {} · failed {} · retries {}{rate}",
+            report.sent, report.acked, report.failed, report.retries
         ));
         lines.join("\n")
     });
     if report.failed > 0 {
-        return Err(Failure::new(exit::FAILED, NotAcked { failed: report.failed, sent: report.sent }));
+        return Err(Failure::new(
+            exit::FAILED,
+            NotAcked {
+                failed: report.failed,
+                sent: report.sent,
+            },
+        ));
     }
     Ok(exit::OK)
 }
@@ -278,14 +338,30 @@ fn facts(args: &ProduceArgs, id: i64) -> Facts {
     }
 }
 
-async fn build(args: &ProduceArgs, conn: &crate::kafka::Connection) -> Result<Vec<OutRecord>, Failure> {
+async fn build(
+    args: &ProduceArgs,
+    conn: &crate::kafka::Connection,
+) -> Result<Vec<OutRecord>, Failure> {
     let what = args.what.expect("clap requires WHAT without --input");
-    let ids: Vec<i64> = (0..args.count as i64).map(|i| if args.ids == Ids::Spread { args.id + i } else { args.id }).collect();
+    let ids: Vec<i64> = (0..args.count as i64)
+        .map(|i| {
+            if args.ids == Ids::Spread {
+                args.id + i
+            } else {
+                args.id
+            }
+        })
+        .collect();
     match what.kind() {
         Ok(kind) => {
             let topic = args.topic.clone().unwrap_or_else(|| EVENTS.to_string());
-            let needs_history = args.event_version.is_none() && kind != EventKind::CustomerCreated && !args.dry_run;
-            let mut last = if needs_history { history::last_versions(conn, &topic).await? } else { HashMap::new() };
+            let needs_history =
+                args.event_version.is_none() && kind != EventKind::CustomerCreated && !args.dry_run;
+            let mut last = if needs_history {
+                history::last_versions(conn, &topic).await?
+            } else {
+                HashMap::new()
+            };
             Ok(ids
                 .iter()
                 .map(|id| {
@@ -330,32 +406,84 @@ async fn build(args: &ProduceArgs, conn: &crate::kafka::Connection) -> Result<Ve
     }
 }
 
-fn read_input(path: &PathBuf, args: &ProduceArgs, decoders: &crate::kafka::consumer::Decoders) -> Result<Vec<OutRecord>, Failure> {
+fn read_input(
+    path: &PathBuf,
+    args: &ProduceArgs,
+    decoders: &crate::kafka::consumer::Decoders,
+) -> Result<Vec<OutRecord>, Failure> {
     let name = path.display().to_string();
     let text = if name == "-" {
         std::io::read_to_string(std::io::stdin())
     } else {
         std::fs::read_to_string(path)
     }
-    .map_err(|e| Failure::new(exit::BAD_INPUT, InputError::Read { file: name.clone(), reason: e.to_string() }))?;
-    let bad = |line: usize, reason: String| Failure::new(exit::BAD_INPUT, InputError::Bad { file: name.clone(), line, reason });
+    .map_err(|e| {
+        Failure::new(
+            exit::BAD_INPUT,
+            InputError::Read {
+                file: name.clone(),
+                reason: e.to_string(),
+            },
+        )
+    })?;
+    let bad = |line: usize, reason: String| {
+        Failure::new(
+            exit::BAD_INPUT,
+            InputError::Bad {
+                file: name.clone(),
+                line,
+                reason,
+            },
+        )
+    };
     let mut records = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let r: RecordJson = serde_json::from_str(line).map_err(|e| bad(i + 1, e.to_string()))?;
         let topic = args.topic.clone().unwrap_or(r.topic.clone());
         let value = match (&r.value, &r.value_bytes) {
             (Some(v), _) => {
-                let t = decoders.get(&r.topic).ok_or_else(|| bad(i + 1, format!("topic {} has no schema, so its value must be value_bytes", r.topic)))?;
+                let t = decoders.get(&r.topic).ok_or_else(|| {
+                    bad(
+                        i + 1,
+                        format!(
+                            "topic {} has no schema, so its value must be value_bytes",
+                            r.topic
+                        ),
+                    )
+                })?;
                 let text = v.to_string();
-                let msg = t.from_json(&text, 0..text.len(), &format!("{name}:{}", i + 1)).map_err(|e: CodecError| Failure::from(e))?;
+                let msg = t
+                    .from_json(&text, 0..text.len(), &format!("{name}:{}", i + 1))
+                    .map_err(|e: CodecError| Failure::from(e))?;
                 crate::codec::Transcoder::encode(&msg)
             }
             (None, Some(b)) => b.to_vec().map_err(|e| bad(i + 1, e))?,
             (None, None) => Vec::new(),
         };
-        let key = r.key.as_ref().map(|k| k.to_vec()).transpose().map_err(|e| bad(i + 1, e))?;
-        let headers = r.headers.iter().map(|(k, v)| v.to_vec().map(|v| (k.clone(), v))).collect::<Result<_, _>>().map_err(|e| bad(i + 1, e))?;
-        records.push(OutRecord { topic, partition: r.partition, key, value, headers, timestamp: r.timestamp });
+        let key = r
+            .key
+            .as_ref()
+            .map(|k| k.to_vec())
+            .transpose()
+            .map_err(|e| bad(i + 1, e))?;
+        let headers = r
+            .headers
+            .iter()
+            .map(|(k, v)| v.to_vec().map(|v| (k.clone(), v)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(i + 1, e))?;
+        records.push(OutRecord {
+            topic,
+            partition: r.partition,
+            key,
+            value,
+            headers,
+            timestamp: r.timestamp,
+        });
     }
     Ok(records)
 }

@@ -6,7 +6,10 @@ use super::{ConnectionArgs, Outcome};
 use crate::{
     broker::{Engine, Paths, process},
     exit,
-    kafka::{admin, topics::PLAN},
+    kafka::{
+        admin,
+        topics::{PLAN, TopicPlan},
+    },
     ui::{self, Ui},
 };
 
@@ -14,9 +17,14 @@ use crate::{
 pub enum TopicsCommand {
     /// Create the lab's topics (idempotent): customer_events (3), customer_commands (1), customer_events.dlq (1).
     #[command(
-        after_help = "Examples:\n  chinook topics create\n  chinook topics create --brokers localhost:19092\n  chinook topics create --bufstream     # also bind schemas with Bufstream topic configs"
+        after_help = "Examples:\n  chinook topics create\n  chinook topics create orders --partitions 6\n  chinook topics create --brokers localhost:19092\n  chinook topics create --bufstream     # also bind schemas with Bufstream topic configs"
     )]
     Create {
+        /// Create just this topic (no schema) instead of the lab's plan.
+        name: Option<String>,
+        /// Partitions for NAME.
+        #[arg(long, default_value_t = 1, requires = "name")]
+        partitions: i32,
         #[command(flatten)]
         conn: ConnectionArgs,
         /// Set Bufstream's schema configs (buf.registry.value.schema.message, bufstream.validate.mode=reject).
@@ -41,16 +49,29 @@ pub async fn run(cmd: TopicsCommand, ui: Ui) -> Outcome {
     let here = Paths::under(&std::env::current_dir().unwrap_or_default());
     let state = process::current(&here)?.0;
     match cmd {
-        TopicsCommand::Create { conn, bufstream } => {
+        TopicsCommand::Create {
+            name,
+            partitions,
+            conn,
+            bufstream,
+        } => {
             let connection = conn.resolve(state.as_ref());
             let bufstream = bufstream
                 || state
                     .as_ref()
                     .is_some_and(|s| s.engine == Engine::Bufstream);
-            let created = admin::create_topics(&connection, &PLAN, bufstream).await?;
+            // A topic of the student's own (leaked once per run, so it can sit in a plan).
+            let own = name.map(|n| TopicPlan {
+                name: Box::leak(n.into_boxed_str()),
+                partitions,
+                value_type: None,
+                purpose: "your own topic",
+            });
+            let plan: Vec<TopicPlan> = own.map_or_else(|| PLAN.to_vec(), |t| vec![t]);
+            let created = admin::create_topics(&connection, &plan, bufstream).await?;
             ui.emit(&created, || {
                 let mut t = ui::table(["topic", "partitions", "", "schema"]);
-                for (c, plan) in created.iter().zip(PLAN.iter()) {
+                for (c, plan) in created.iter().zip(plan.iter()) {
                     t.add_row(vec![
                         c.name.clone(),
                         c.partitions.to_string(),

@@ -22,7 +22,11 @@ use rdkafka::{
 };
 use serde::Serialize;
 
-use super::{Connection, KafkaError, REQUEST_TIMEOUT, producer::OutRecord, records::{Bytes, RecordJson}};
+use super::{
+    Connection, KafkaError, REQUEST_TIMEOUT,
+    producer::OutRecord,
+    records::{Bytes, RecordJson},
+};
 use crate::codec::{
     Transcoder,
     pb::events::v1::{CustomerEvent, CustomerEventType, customer_event::Payload},
@@ -58,13 +62,21 @@ impl std::str::FromStr for StartAt {
                     let d = humantime::parse_duration(ago).map_err(|e| format!("{t}: {e}"))?;
                     SystemTime::now() - d
                 } else {
-                    humantime::parse_rfc3339_weak(t).map_err(|e| format!("{t}: {e} (use RFC 3339, e.g. @2026-11-23T09:00:00Z, or @-10m)"))?
+                    humantime::parse_rfc3339_weak(t).map_err(|e| {
+                        format!("{t}: {e} (use RFC 3339, e.g. @2026-11-23T09:00:00Z, or @-10m)")
+                    })?
                 };
-                Ok(StartAt::Time(at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as i64))
+                Ok(StartAt::Time(
+                    at.duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_millis() as i64,
+                ))
             }
             _ => match s.strip_prefix('-').and_then(|n| n.parse::<i64>().ok()) {
                 Some(n) if n > 0 => Ok(StartAt::Last(n)),
-                _ => Err(format!("{s:?}: use start, end, committed, -N (last N records) or @<RFC 3339 time or -10m>")),
+                _ => Err(format!(
+                    "{s:?}: use start, end, committed, -N (last N records) or @<RFC 3339 time or -10m>"
+                )),
             },
         }
     }
@@ -83,12 +95,19 @@ pub enum FailRule {
 impl std::str::FromStr for FailRule {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: use key=K, event-id=ID, type=TYPE or every=N"))?;
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: use key=K, event-id=ID, type=TYPE or every=N"))?;
         match k {
             "key" => Ok(FailRule::Key(v.into())),
             "event-id" => Ok(FailRule::EventId(v.into())),
             "type" => Ok(FailRule::Type(v.to_ascii_uppercase())),
-            "every" => v.parse().ok().filter(|n| *n > 0).map(FailRule::Every).ok_or_else(|| format!("every={v}: give a positive number")),
+            "every" => v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(FailRule::Every)
+                .ok_or_else(|| format!("every={v}: give a positive number")),
             _ => Err(format!("{k}: use key=K, event-id=ID, type=TYPE or every=N")),
         }
     }
@@ -136,71 +155,57 @@ pub struct Summary {
 
 #[derive(Default)]
 struct Assignment {
-    /// (topic, partition) → offset to stop at (high watermark when assigned).
+    /// (topic, partition) → offset to stop at: the high watermark when the consumer started.
     ends: HashMap<(String, i32), i64>,
-    /// (topic, partition) → next offset to process.
+    /// (topic, partition) → where to start when it is assigned.
+    starts: HashMap<(String, i32), Offset>,
+    /// (topic, partition) → next offset to process, for the partitions assigned now.
     next: HashMap<(String, i32), i64>,
     assigned_once: bool,
+    /// Bumped on every assignment, so the consume loop can report rebalances.
+    generation: u64,
 }
 
+/// The consumer's context. Its rebalance callback must not block: it runs
+/// inside `recv()` on the async runtime, and a member stuck there can hold up
+/// the whole group's rebalance. So offsets are resolved before subscribing.
 struct Ctx {
-    start: StartAt,
     state: Arc<Mutex<Assignment>>,
 }
 
 impl ClientContext for Ctx {}
 
 impl ConsumerContext for Ctx {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let committed = consumer.committed_offsets(tpl.clone(), REQUEST_TIMEOUT).ok();
-                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 state.assigned_once = true;
-                for e in tpl.elements() {
-                    let (topic, partition) = (e.topic().to_string(), e.partition());
-                    let (low, high) = consumer.fetch_watermarks(&topic, partition, REQUEST_TIMEOUT).unwrap_or((0, 0));
-                    let stored = committed
-                        .as_ref()
-                        .and_then(|c| c.find_partition(&topic, partition))
-                        .and_then(|p| p.offset().to_raw())
-                        .filter(|o| *o >= 0);
-                    let from = match self.start {
-                        StartAt::Start => low,
-                        StartAt::End => high,
-                        StartAt::Committed => stored.unwrap_or(low),
-                        StartAt::Last(n) => (high - n).max(low),
-                        StartAt::Time(ms) => {
-                            let mut q = TopicPartitionList::new();
-                            let _ = q.add_partition_offset(&topic, partition, Offset::Offset(ms));
-                            consumer
-                                .offsets_for_times(q, REQUEST_TIMEOUT)
-                                .ok()
-                                .and_then(|r| r.elements().first().and_then(|e| e.offset().to_raw()))
-                                .filter(|o| *o >= 0)
-                                .unwrap_or(high)
-                        }
-                    };
-                    state.ends.insert((topic.clone(), partition), high);
-                    state.next.insert((topic, partition), from);
-                }
-                drop(state);
+                state.generation += 1;
                 let mut assigned = TopicPartitionList::new();
-                let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 for e in tpl.elements() {
-                    let from = state.next.get(&(e.topic().to_string(), e.partition())).copied().unwrap_or(0);
-                    let _ = assigned.add_partition_offset(e.topic(), e.partition(), Offset::Offset(from));
+                    let tp = (e.topic().to_string(), e.partition());
+                    let from = state.starts.get(&tp).copied().unwrap_or(Offset::Stored);
+                    let _ = assigned.add_partition_offset(e.topic(), e.partition(), from);
+                    // Known starts count at once; a committed start is learnt from the position.
+                    state
+                        .next
+                        .insert(tp, from.to_raw().filter(|o| *o >= 0).unwrap_or(-1));
                 }
                 drop(state);
                 let _ = consumer.assign(&assigned);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                // Commit what was processed before the partitions go to someone else.
-                let _ = consumer.commit_consumer_state(CommitMode::Sync);
-                let _ = consumer.unassign();
-                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                state.ends.clear();
+                // Hand over what was processed before the partitions go to someone else.
+                let _ = consumer.commit_consumer_state(CommitMode::Async);
                 state.next.clear();
+                drop(state);
+                let _ = consumer.unassign();
             }
             _ => {}
         }
@@ -209,8 +214,103 @@ impl ConsumerContext for Ctx {
 
 impl Assignment {
     fn at_end(&self) -> bool {
-        self.assigned_once && self.next.iter().all(|(tp, next)| self.ends.get(tp).is_none_or(|end| next >= end))
+        self.assigned_once
+            && self
+                .next
+                .iter()
+                .all(|(tp, next)| self.ends.get(tp).is_none_or(|end| *next >= *end))
     }
+}
+
+/// Resolves where each partition of `topics` starts and ends, before joining
+/// the group. A committed start is the group's offset now (or the oldest
+/// record); if another member commits further before we are handed the
+/// partition, a few records are read twice — at-least-once, never lost.
+fn plan_offsets(
+    conn: &Connection,
+    group: &str,
+    topics: &[String],
+    start: StartAt,
+) -> Result<Assignment, KafkaError> {
+    let mut config = conn.client_config();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    let c: BaseConsumer = config
+        .create()
+        .map_err(|e| KafkaError::request("creating a metadata client", e))?;
+    let mut plan = Assignment::default();
+    for topic in topics {
+        let metadata = c
+            .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+            .map_err(|e| KafkaError::request("Metadata", e))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(KafkaError::NoTopic {
+                topic: topic.clone(),
+            });
+        }
+        let mut all = TopicPartitionList::new();
+        for p in &partitions {
+            all.add_partition(topic, *p);
+        }
+        let committed = match start {
+            StartAt::Committed => Some(
+                c.committed_offsets(all, REQUEST_TIMEOUT)
+                    .map_err(|e| KafkaError::request("OffsetFetch", e))?,
+            ),
+            _ => None,
+        };
+        for p in partitions {
+            let (low, high) = c
+                .fetch_watermarks(topic, p, REQUEST_TIMEOUT)
+                .map_err(|e| KafkaError::request("ListOffsets", e))?;
+            let from = match start {
+                StartAt::Start => Offset::Offset(low),
+                StartAt::End => Offset::Offset(high),
+                StartAt::Committed => Offset::Offset(
+                    committed
+                        .as_ref()
+                        .and_then(|c| c.find_partition(topic, p))
+                        .and_then(|e| e.offset().to_raw())
+                        .filter(|o| *o >= 0)
+                        .unwrap_or(low),
+                ),
+                StartAt::Last(n) => Offset::Offset((high - n).max(low)),
+                StartAt::Time(ms) => {
+                    let mut q = TopicPartitionList::new();
+                    let _ = q.add_partition_offset(topic, p, Offset::Offset(ms));
+                    let found = c
+                        .offsets_for_times(q, REQUEST_TIMEOUT)
+                        .map_err(|e| KafkaError::request("ListOffsets by time", e))?;
+                    Offset::Offset(
+                        found
+                            .elements()
+                            .first()
+                            .and_then(|e| e.offset().to_raw())
+                            .filter(|o| *o >= 0)
+                            .unwrap_or(high),
+                    )
+                }
+            };
+            plan.ends.insert((topic.clone(), p), high);
+            plan.starts.insert((topic.clone(), p), from);
+        }
+    }
+    Ok(plan)
+}
+
+/// What the consume loop reports as it goes.
+pub enum Event<'a> {
+    /// A record and what happened to it.
+    Record(&'a Received<'a>, &'a Outcome),
+    /// This member now owns these partitions ("topic/partition").
+    Assigned(Vec<String>),
 }
 
 /// A record that came in, decoded as far as it goes.
@@ -219,14 +319,63 @@ pub struct Received<'a> {
     pub json: RecordJson,
 }
 
-/// The decoder for each topic's values.
-pub type Decoders = HashMap<String, Transcoder>;
+/// Which message type each topic's values are: the lab plan's, or one type
+/// for every topic (`--type`).
+pub struct Decoders {
+    by_topic: HashMap<String, Transcoder>,
+    every_topic: Option<Transcoder>,
+}
 
-fn route_of(topic: &str, value: &[u8]) -> Result<Option<String>, String> {
-    if topic != super::topics::EVENTS && !topic.starts_with("customer_events") {
-        return Ok(Some(topic.to_string()));
+impl Decoders {
+    pub fn new(by_topic: HashMap<String, Transcoder>, every_topic: Option<Transcoder>) -> Self {
+        Self {
+            by_topic,
+            every_topic,
+        }
     }
-    let event = CustomerEvent::decode(value).map_err(|e| format!("undecodable CustomerEvent: {e}"))?;
+
+    pub fn get(&self, topic: &str) -> Option<&Transcoder> {
+        self.every_topic
+            .as_ref()
+            .or_else(|| self.by_topic.get(topic))
+    }
+}
+
+/// The handler route of a record: its event type (events), its action
+/// (commands) or its topic (anything else). `Ok(None)`: no handler for it.
+fn route_of(
+    topic: &str,
+    decoder: Option<&Transcoder>,
+    value: &[u8],
+) -> Result<Option<String>, String> {
+    let type_name = decoder.map(|d| d.descriptor().full_name().to_string());
+    match type_name.as_deref() {
+        Some(crate::codec::EVENT_TYPE) => event_route(value),
+        Some(crate::codec::COMMAND_TYPE) => command_route(value),
+        Some(other) => decoder
+            .expect("a type name comes from a decoder")
+            .decode(value, 0)
+            .map(|_| Some(other.to_string()))
+            .map_err(|e| format!("undecodable {other}: {e}")),
+        None => Ok(Some(topic.to_string())),
+    }
+}
+
+fn command_route(value: &[u8]) -> Result<Option<String>, String> {
+    use crate::codec::pb::events::v1::{CustomerCommand, customer_command::Action};
+    let command =
+        CustomerCommand::decode(value).map_err(|e| format!("undecodable CustomerCommand: {e}"))?;
+    Ok(match command.action {
+        Some(Action::CreateCustomer(_)) => Some("CREATE_CUSTOMER".into()),
+        Some(Action::UpdateCustomer(_)) => Some("UPDATE_CUSTOMER".into()),
+        Some(Action::DeleteCustomer(_)) => Some("DELETE_CUSTOMER".into()),
+        None => None,
+    })
+}
+
+fn event_route(value: &[u8]) -> Result<Option<String>, String> {
+    let event =
+        CustomerEvent::decode(value).map_err(|e| format!("undecodable CustomerEvent: {e}"))?;
     let declared = CustomerEventType::try_from(event.event_type).ok();
     let carried = match &event.payload {
         Some(Payload::CustomerCreated(_)) => Some(CustomerEventType::Created),
@@ -239,17 +388,33 @@ fn route_of(topic: &str, value: &[u8]) -> Result<Option<String>, String> {
     match (declared, carried) {
         (Some(CustomerEventType::Unspecified) | None, _) | (_, None) => Ok(None),
         (Some(d), Some(c)) if d == c => Ok(Some(d.as_str_name().to_string())),
-        (Some(d), Some(c)) => Err(format!("event_type says {} but the payload is {}", d.as_str_name(), c.as_str_name())),
+        (Some(d), Some(c)) => Err(format!(
+            "event_type says {} but the payload is {}",
+            d.as_str_name(),
+            c.as_str_name()
+        )),
     }
 }
 
-fn fails(rule: &Option<FailRule>, seen: u64, key: &Option<Bytes>, json: &RecordJson, route: &str) -> bool {
+fn fails(
+    rule: &Option<FailRule>,
+    seen: u64,
+    key: &Option<Bytes>,
+    json: &RecordJson,
+    route: &str,
+) -> bool {
     match rule {
         None => false,
         Some(FailRule::Every(n)) => seen % n == 0,
         Some(FailRule::Key(k)) => key.as_ref() == Some(&Bytes::Text(k.clone())),
         Some(FailRule::Type(t)) => route.ends_with(t.as_str()),
-        Some(FailRule::EventId(id)) => json.value.as_ref().and_then(|v| v.get("eventId")).and_then(|v| v.as_str()) == Some(id.as_str()),
+        Some(FailRule::EventId(id)) => {
+            json.value
+                .as_ref()
+                .and_then(|v| v.get("eventId"))
+                .and_then(|v| v.as_str())
+                == Some(id.as_str())
+        }
     }
 }
 
@@ -257,7 +422,16 @@ fn fails(rule: &Option<FailRule>, seen: u64, key: &Option<Bytes>, json: &RecordJ
 pub fn to_json(m: &BorrowedMessage<'_>, decoders: &Decoders) -> RecordJson {
     let headers = m
         .headers()
-        .map(|hs| hs.iter().map(|h| (h.key.to_string(), Bytes::from_slice(h.value.unwrap_or_default()))).collect())
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        Bytes::from_slice(h.value.unwrap_or_default()),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let payload = m.payload().unwrap_or_default();
     let (value, value_bytes, error) = match decoders.get(m.topic()) {
@@ -281,15 +455,27 @@ pub fn to_json(m: &BorrowedMessage<'_>, decoders: &Decoders) -> RecordJson {
 }
 
 /// Runs the consumer until the end (`until_end`), `max` records, or Ctrl-C;
-/// `on_record` sees every record with its outcome (the default handler prints).
+/// `on_event` sees every record with its outcome (the default handler prints)
+/// and every new partition assignment.
 pub async fn consume(
     conn: &Connection,
     options: &ConsumeOptions,
     decoders: &Decoders,
-    mut on_record: impl FnMut(&Received<'_>, &Outcome),
+    mut on_event: impl FnMut(Event<'_>),
 ) -> Result<Summary, KafkaError> {
     conn.probe().await?;
-    let state = Arc::new(Mutex::new(Assignment::default()));
+    let plan = {
+        let (conn, group, topics, start) = (
+            conn.clone(),
+            options.group.clone(),
+            options.topics.clone(),
+            options.start,
+        );
+        tokio::task::spawn_blocking(move || plan_offsets(&conn, &group, &topics, start))
+            .await
+            .map_err(|e| KafkaError::request("planning offsets", e))??
+    };
+    let state = Arc::new(Mutex::new(plan));
     let mut config = conn.client_config();
     config
         .set("group.id", &options.group)
@@ -304,17 +490,35 @@ pub async fn consume(
         config.set(k, v);
     }
     let consumer: StreamConsumer<Ctx> = config
-        .create_with_context(Ctx { start: options.start, state: state.clone() })
+        .create_with_context(Ctx {
+            state: state.clone(),
+        })
         .map_err(|e| KafkaError::request("creating the consumer", e))?;
     let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).map_err(|e| KafkaError::request("subscribing", e))?;
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| KafkaError::request("subscribing", e))?;
     let dlq = match &options.dead_letters {
         Some(_) => Some(super::producer::ProduceOptions::default().producer(conn)?),
         None => None,
     };
 
     let mut summary = Summary::default();
+    let mut seen_generation = 0;
     loop {
+        let assigned = {
+            let state = state.lock().unwrap_or_else(|p| p.into_inner());
+            (state.generation != seen_generation).then(|| {
+                seen_generation = state.generation;
+                let mut parts: Vec<String> =
+                    state.next.keys().map(|(t, p)| format!("{t}/{p}")).collect();
+                parts.sort();
+                parts
+            })
+        };
+        if let Some(parts) = assigned {
+            on_event(Event::Assigned(parts));
+        }
         if options.max.is_some_and(|m| summary.consumed >= m) {
             break;
         }
@@ -324,8 +528,11 @@ pub async fn consume(
         let message = tokio::select! {
             m = consumer.recv() => m,
             _ = tokio::signal::ctrl_c() => break,
-            // Wake now and then to notice the end of an idle partition.
-            _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+            // Wake now and then to notice a partition that is already at its end.
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                refresh_positions(&consumer, &state);
+                continue;
+            }
         };
         let m = match message {
             Ok(m) => m,
@@ -333,32 +540,70 @@ pub async fn consume(
         };
         summary.consumed += 1;
         let json = to_json(&m, decoders);
-        let outcome = process(&m, &json, options, &mut summary, dlq.as_ref()).await?;
-        on_record(&Received { message: &m, json }, &outcome);
+        let outcome = process(
+            &m,
+            &json,
+            decoders.get(m.topic()),
+            options,
+            &mut summary,
+            dlq.as_ref(),
+        )
+        .await?;
+        on_event(Event::Record(&Received { message: &m, json }, &outcome));
         // Processed: now, and only now, the offset may be committed.
-        consumer.store_offset_from_message(&m).map_err(|e| KafkaError::request("storing the offset", e))?;
+        consumer
+            .store_offset_from_message(&m)
+            .map_err(|e| KafkaError::request("storing the offset", e))?;
         let tp = (m.topic().to_string(), m.partition());
-        state.lock().unwrap_or_else(|p| p.into_inner()).next.insert(tp, m.offset() + 1);
-        summary.positions.insert(format!("{}/{}", m.topic(), m.partition()), m.offset() + 1);
+        state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next
+            .insert(tp, m.offset() + 1);
+        summary
+            .positions
+            .insert(format!("{}/{}", m.topic(), m.partition()), m.offset() + 1);
     }
     if summary.consumed > 0 {
-        consumer.commit_consumer_state(CommitMode::Sync).map_err(|e| KafkaError::request("committing offsets", e))?;
+        consumer
+            .commit_consumer_state(CommitMode::Sync)
+            .map_err(|e| KafkaError::request("committing offsets", e))?;
     }
     consumer.unsubscribe();
     Ok(summary)
 }
 
+/// Updates each assigned partition's next offset from the consumer's fetch
+/// position (a partition handed over at its end never delivers a record).
+fn refresh_positions(consumer: &StreamConsumer<Ctx>, state: &Mutex<Assignment>) {
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
+    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    for e in positions.elements() {
+        if let (Some(at), Some(next)) = (
+            e.offset().to_raw().filter(|o| *o >= 0),
+            state.next.get_mut(&(e.topic().to_string(), e.partition())),
+        ) {
+            *next = (*next).max(at);
+        }
+    }
+}
+
 async fn process(
     m: &BorrowedMessage<'_>,
     json: &RecordJson,
+    decoder: Option<&Transcoder>,
     options: &ConsumeOptions,
     summary: &mut Summary,
     dlq: Option<&rdkafka::producer::FutureProducer>,
 ) -> Result<Outcome, KafkaError> {
     let payload = m.payload().unwrap_or_default();
-    let outcome = match route_of(m.topic(), payload) {
+    let outcome = match route_of(m.topic(), decoder, payload) {
         Err(reason) => Outcome::DeadLettered { reason },
-        Ok(None) => Outcome::Skipped { route: "unknown or unspecified type".into() },
+        Ok(None) => Outcome::Skipped {
+            route: "unknown or unspecified type".into(),
+        },
         Ok(Some(route)) => {
             let mut attempts = 0;
             loop {
@@ -367,7 +612,11 @@ async fn process(
                     break Outcome::Handled { route, attempts };
                 }
                 if attempts >= options.attempts.max(1) {
-                    break Outcome::DeadLettered { reason: format!("handler for {route} failed {attempts} times (--handler-fail)") };
+                    break Outcome::DeadLettered {
+                        reason: format!(
+                            "handler for {route} failed {attempts} times (--handler-fail)"
+                        ),
+                    };
                 }
                 summary.handler_retries += 1;
                 tokio::time::sleep(Duration::from_millis(20 * 2u64.pow(attempts))).await;
@@ -395,16 +644,31 @@ async fn process(
 }
 
 /// Copies the record to the dead-letter topic with the reason, and waits for the ack.
-async fn dead_letter(producer: &rdkafka::producer::FutureProducer, topic: &str, m: &BorrowedMessage<'_>, reason: &str) -> Result<(), KafkaError> {
+async fn dead_letter(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    m: &BorrowedMessage<'_>,
+    reason: &str,
+) -> Result<(), KafkaError> {
     let mut headers: Vec<(String, Vec<u8>)> = m
         .headers()
-        .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
         .unwrap_or_default();
     headers.extend([
         ("dlq-reason".to_string(), reason.as_bytes().to_vec()),
         ("dlq-original-topic".into(), m.topic().as_bytes().to_vec()),
-        ("dlq-original-partition".into(), m.partition().to_string().into_bytes()),
-        ("dlq-original-offset".into(), m.offset().to_string().into_bytes()),
+        (
+            "dlq-original-partition".into(),
+            m.partition().to_string().into_bytes(),
+        ),
+        (
+            "dlq-original-offset".into(),
+            m.offset().to_string().into_bytes(),
+        ),
     ]);
     let record = OutRecord {
         topic: topic.to_string(),
@@ -417,7 +681,15 @@ async fn dead_letter(producer: &rdkafka::producer::FutureProducer, topic: &str, 
     let report = super::producer::send_all(producer, &[record]).await;
     match report.into_iter().next() {
         Some(Ok(_)) => Ok(()),
-        Some(Err(e)) => Err(KafkaError::request(&format!("dead-lettering {}/{}@{}", m.topic(), m.partition(), m.offset()), e)),
+        Some(Err(e)) => Err(KafkaError::request(
+            &format!(
+                "dead-lettering {}/{}@{}",
+                m.topic(),
+                m.partition(),
+                m.offset()
+            ),
+            e,
+        )),
         None => Ok(()),
     }
 }

@@ -102,6 +102,11 @@ pub fn broker() -> &'static TestBroker {
     BROKER.get_or_init(|| spawn_broker(true))
 }
 
+/// A broker of its own, for a test that disturbs it (outages).
+pub fn isolated_broker() -> &'static TestBroker {
+    Box::leak(Box::new(spawn_broker(true)))
+}
+
 /// A broker over tansu's storage as it is, to reproduce its bugs.
 pub fn raw_broker() -> &'static TestBroker {
     static BROKER: std::sync::OnceLock<TestBroker> = std::sync::OnceLock::new();
