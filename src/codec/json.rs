@@ -75,6 +75,8 @@ impl Transcoder {
     }
 
     /// Decodes one message and appends its JSON (compact or pretty) to `out`.
+    /// Compact output of a canonical encoding takes the allocation-free fast
+    /// path; everything else (and every error) goes through prost-reflect.
     pub fn decode_json(
         &mut self,
         bytes: &[u8],
@@ -82,6 +84,12 @@ impl Transcoder {
         pretty: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
+        if !pretty
+            && !bytes.is_empty()
+            && super::fastjson::write(&self.desc, bytes, self.options.int64_as_strings, out).is_ok()
+        {
+            return Ok(());
+        }
         let mut msg = std::mem::replace(&mut self.scratch, DynamicMessage::new(self.desc.clone()));
         msg.clear();
         let result = self
@@ -156,4 +164,94 @@ fn line_col_offset(text: &str, line: usize, column: usize) -> Option<usize> {
         .map(str::len)
         .sum();
     Some((start + column.saturating_sub(1)).min(text.len().saturating_sub(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        codec::{EVENT_TYPE, Schemas},
+        events::{self, EventKind, Facts},
+    };
+
+    fn slow_json(t: &Transcoder, bytes: &[u8]) -> Option<serde_json::Value> {
+        t.decode(bytes, 0).ok().map(|m| t.to_value(&m))
+    }
+
+    fn fast_json(t: &Transcoder, bytes: &[u8]) -> Option<serde_json::Value> {
+        if bytes.is_empty() {
+            return None; // decode_json never offers empty input to the fast path
+        }
+        let mut out = Vec::new();
+        super::super::fastjson::write(&t.desc, bytes, t.options.int64_as_strings, &mut out).ok()?;
+        Some(serde_json::from_slice(&out).expect("the fast path writes valid JSON"))
+    }
+
+    /// The fast path takes every generated event and agrees with prost-reflect.
+    #[test]
+    fn fast_path_agrees_with_prost_reflect_on_every_event_kind() {
+        for int64_as_strings in [true, false] {
+            let t = Transcoder::new(
+                Schemas::builtin().message(EVENT_TYPE).unwrap(),
+                JsonOptions {
+                    int64_as_strings,
+                    allow_empty: false,
+                },
+            );
+            for (i, kind) in EventKind::ALL.into_iter().enumerate() {
+                let mut e = events::event(
+                    kind,
+                    &Facts {
+                        id: i as i64 * 7919,
+                        correlation_id: Some("c\"\\\n\u{1}é".into()),
+                        ..Default::default()
+                    },
+                    3,
+                );
+                e.metadata.insert("k1".into(), "v1".into());
+                e.metadata.insert("k2".into(), "".into());
+                let bytes = prost::Message::encode_to_vec(&e);
+                let fast = fast_json(&t, &bytes).unwrap_or_else(|| panic!("{kind:?} fell back"));
+                assert_eq!(Some(fast), slow_json(&t, &bytes), "{kind:?}");
+            }
+        }
+    }
+
+    /// Mutated bytes: the fast path either agrees or steps aside, never differs.
+    #[test]
+    fn fast_path_never_disagrees_on_mutated_bytes() {
+        let t = Transcoder::new(
+            Schemas::builtin().message(EVENT_TYPE).unwrap(),
+            JsonOptions::default(),
+        );
+        let base = prost::Message::encode_to_vec(&events::event(
+            EventKind::CustomerUpdated,
+            &Facts {
+                id: 42,
+                ..Default::default()
+            },
+            9,
+        ));
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        let mut fast_taken = 0;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut bytes = base.clone();
+            let at = (seed % bytes.len() as u64) as usize;
+            bytes[at] = (seed >> 32) as u8;
+            if seed % 5 == 0 {
+                bytes.truncate(at);
+            }
+            if let Some(fast) = fast_json(&t, &bytes) {
+                fast_taken += 1;
+                assert_eq!(Some(fast), slow_json(&t, &bytes), "bytes {bytes:02x?}");
+            }
+        }
+        assert!(
+            fast_taken > 1000,
+            "the fast path should take most single-byte changes ({fast_taken})"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! go through here, so a record looks the same everywhere.
 
 mod error;
+mod fastjson;
 pub mod framing;
 mod json;
 pub mod wire;
