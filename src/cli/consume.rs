@@ -165,7 +165,12 @@ fn human_line(r: &crate::kafka::records::RecordJson, outcome: &RecordOutcome) ->
         Some(_) => "<binary>".into(),
         None => "-".into(),
     };
-    let what = match (&r.value, &r.error) {
+    let what = match (
+        r.value
+            .as_ref()
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v.get()).ok()),
+        &r.error,
+    ) {
         (Some(v), _) => {
             let kind = v.get("eventType").and_then(|t| t.as_str()).unwrap_or("");
             let id = v

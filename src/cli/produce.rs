@@ -232,9 +232,11 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
                     .map(|(k, v)| (k.clone(), crate::kafka::records::Bytes::from_slice(v)))
                     .collect(),
                 timestamp: r.timestamp,
-                value: decoders
-                    .get(&r.topic)
-                    .and_then(|t| t.decode(&r.value, 0).ok().map(|m| t.to_value(&m))),
+                value: decoders.get(&r.topic).and_then(|t| {
+                    let mut text = Vec::new();
+                    t.json_line(&r.value, 0, &mut text).ok()?;
+                    serde_json::value::RawValue::from_string(String::from_utf8(text).ok()?).ok()
+                }),
                 value_bytes: None,
                 error: None,
             };
@@ -455,9 +457,9 @@ fn read_input(
                         ),
                     )
                 })?;
-                let text = v.to_string();
+                let text = v.get();
                 let msg = t
-                    .from_json(&text, 0..text.len(), &format!("{name}:{}", i + 1))
+                    .from_json(text, 0..text.len(), &format!("{name}:{}", i + 1))
                     .map_err(|e: CodecError| Failure::from(e))?;
                 crate::codec::Transcoder::encode(&msg)
             }

@@ -99,6 +99,24 @@ impl Transcoder {
         result
     }
 
+    /// Decodes one message to compact JSON appended to `out`: the fast path
+    /// when it can, prost-reflect otherwise (shared, so `&self`).
+    pub fn json_line(
+        &self,
+        bytes: &[u8],
+        offset: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        if !bytes.is_empty()
+            && super::fastjson::write(&self.desc, bytes, self.options.int64_as_strings, out).is_ok()
+        {
+            return Ok(());
+        }
+        let msg = self.decode(bytes, offset)?;
+        self.write_json(&msg, false, out);
+        Ok(())
+    }
+
     /// Appends the JSON of `msg` to `out`.
     pub fn write_json(&self, msg: &DynamicMessage, pretty: bool, out: &mut Vec<u8>) {
         let result = if pretty {

@@ -21,6 +21,7 @@ use rdkafka::{
     types::RDKafkaRespErr,
 };
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::{
     Connection, KafkaError, REQUEST_TIMEOUT,
@@ -400,7 +401,7 @@ fn fails(
     rule: &Option<FailRule>,
     seen: u64,
     key: &Option<Bytes>,
-    json: &RecordJson,
+    payload: &[u8],
     route: &str,
 ) -> bool {
     match rule {
@@ -409,11 +410,7 @@ fn fails(
         Some(FailRule::Key(k)) => key.as_ref() == Some(&Bytes::Text(k.clone())),
         Some(FailRule::Type(t)) => route.ends_with(t.as_str()),
         Some(FailRule::EventId(id)) => {
-            json.value
-                .as_ref()
-                .and_then(|v| v.get("eventId"))
-                .and_then(|v| v.as_str())
-                == Some(id.as_str())
+            CustomerEvent::decode(payload).is_ok_and(|e| e.event_id == *id)
         }
     }
 }
@@ -435,10 +432,20 @@ pub fn to_json(m: &BorrowedMessage<'_>, decoders: &Decoders) -> RecordJson {
         .unwrap_or_default();
     let payload = m.payload().unwrap_or_default();
     let (value, value_bytes, error) = match decoders.get(m.topic()) {
-        Some(t) => match t.decode(payload, 0) {
-            Ok(msg) => (Some(t.to_value(&msg)), None, None),
-            Err(e) => (None, Some(Bytes::from_slice(payload)), Some(e.to_string())),
-        },
+        Some(t) => {
+            let mut text = Vec::with_capacity(payload.len() * 3);
+            match t.json_line(payload, 0, &mut text) {
+                Ok(()) => {
+                    let text = String::from_utf8(text).expect("JSON text is UTF-8");
+                    (
+                        Some(RawValue::from_string(text).expect("the codec writes valid JSON")),
+                        None,
+                        None,
+                    )
+                }
+                Err(e) => (None, Some(Bytes::from_slice(payload)), Some(e.to_string())),
+            }
+        }
         None => (None, Some(Bytes::from_slice(payload)), None),
     };
     RecordJson {
@@ -608,7 +615,7 @@ async fn process(
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                if !fails(&options.fail, summary.consumed, &json.key, json, &route) {
+                if !fails(&options.fail, summary.consumed, &json.key, payload, &route) {
                     break Outcome::Handled { route, attempts };
                 }
                 if attempts >= options.attempts.max(1) {

@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Text, or base64 when the bytes are not UTF-8.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl Bytes {
 }
 
 /// One record as a JSON object.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordJson {
     pub topic: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,9 +49,9 @@ pub struct RecordJson {
     /// Milliseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<i64>,
-    /// The decoded value (proto3 JSON), when it decoded.
+    /// The decoded value (proto3 JSON text), when it decoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<Value>,
+    pub value: Option<Box<RawValue>>,
     /// The raw value, when it did not decode (or has no schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_bytes: Option<Bytes>,
