@@ -10,5 +10,6 @@ pub mod cli;
 pub mod codec;
 pub mod events;
 pub mod exit;
+pub mod faults;
 pub mod kafka;
 pub mod ui;

@@ -6,35 +6,15 @@ use clap::Args;
 use super::{ConnectionArgs, Outcome};
 use crate::{
     broker::{Paths, process},
-    codec::{COMMAND_TYPE, EVENT_TYPE, JsonOptions, Schemas, Transcoder},
     exit,
     kafka::{
         consumer::{
             self, ConsumeOptions, Decoders, Event, FailRule, Outcome as RecordOutcome, StartAt,
         },
-        topics::{COMMANDS, DEAD_LETTERS, EVENTS},
+        topics::{DEAD_LETTERS, EVENTS},
     },
     ui::{self, Format, Ui},
 };
-
-/// The decoder of each lab topic's values, or of every topic with `--type`.
-pub fn decoders(every_topic: Option<&str>) -> Result<Decoders, crate::codec::CodecError> {
-    let schemas = Schemas::builtin();
-    let t = |name: &str| {
-        schemas
-            .message(name)
-            .map(|d| Transcoder::new(d, JsonOptions::default()))
-    };
-    let by_topic = [
-        (EVENTS, EVENT_TYPE),
-        (COMMANDS, COMMAND_TYPE),
-        (DEAD_LETTERS, EVENT_TYPE),
-    ]
-    .into_iter()
-    .map(|(topic, ty)| t(ty).map(|d| (topic.to_string(), d)))
-    .collect::<Result<_, _>>()?;
-    Ok(Decoders::new(by_topic, every_topic.map(t).transpose()?))
-}
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -88,6 +68,9 @@ pub struct ConsumeArgs {
     /// Handler attempts per record before it is dead-lettered.
     #[arg(long, default_value_t = 3)]
     pub attempts: u32,
+    /// Make the handler take this long per record (a slow consumer, e.g. 50ms).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub handler_delay: std::time::Duration,
     #[command(flatten)]
     pub conn: ConnectionArgs,
 }
@@ -112,8 +95,9 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         dead_letters: (!args.no_dlq).then(|| args.dlq.clone()),
         fail: args.handler_fail.clone(),
         attempts: args.attempts,
+        handler_delay: args.handler_delay,
     };
-    let decoders = decoders(args.type_name.as_deref())?;
+    let decoders = Decoders::lab(args.type_name.as_deref())?;
     let summary = consumer::consume(&conn, &options, &decoders, |event| match event {
         Event::Record(r, outcome) => match ui.format {
             Format::Human => println!("{}", human_line(&r.json, outcome)),

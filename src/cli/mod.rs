@@ -5,6 +5,7 @@
 mod broker;
 mod codec;
 mod consume;
+mod faults;
 mod group;
 mod produce;
 mod topics;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Consumer groups: list, describe (lag), reset offsets.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Deliberate failures on demand: malformed records, broker down, poison, ordering, schema, lag.
+    #[command(subcommand, name = "break")]
+    Break(faults::BreakCommand),
     /// Decode protobuf bytes (raw, hex, base64, length-delimited, Confluent) to JSON.
     Decode(codec::DecodeArgs),
     /// Encode proto3 JSON to protobuf bytes (raw, hex, base64, length-delimited, Confluent).
@@ -206,6 +210,7 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
         Command::Produce(args) => produce::run(args, ui).await,
         Command::Consume(args) => consume::run(args, ui).await,
         Command::Group(cmd) => group::run(cmd, ui).await,
+        Command::Break(cmd) => faults::run(cmd, ui).await,
         Command::Decode(_) | Command::Encode(_) | Command::Completions { .. } => {
             unreachable!("handled without a runtime in main")
         }

@@ -211,7 +211,7 @@ struct NotAcked {
 pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
     let state = process::current(&Paths::under(&std::env::current_dir().unwrap_or_default()))?.0;
     let conn = args.conn.resolve(state.as_ref());
-    let decoders = super::consume::decoders(args.type_name.as_deref())?;
+    let decoders = crate::kafka::consumer::Decoders::lab(args.type_name.as_deref())?;
     let records = match &args.input {
         Some(path) => read_input(path, &args, &decoders)?,
         None => build(&args, &conn).await?,

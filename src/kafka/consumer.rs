@@ -127,6 +127,8 @@ pub struct ConsumeOptions {
     pub fail: Option<FailRule>,
     /// Handler attempts per record before it is dead-lettered.
     pub attempts: u32,
+    /// Time the handler takes per record (a slow consumer, on purpose).
+    pub handler_delay: Duration,
 }
 
 /// What happened to one record.
@@ -333,6 +335,27 @@ impl Decoders {
             by_topic,
             every_topic,
         }
+    }
+
+    /// The lab plan's type for each lab topic, or `every_topic` for all topics.
+    pub fn lab(every_topic: Option<&str>) -> Result<Self, crate::codec::CodecError> {
+        use super::topics::{COMMANDS, DEAD_LETTERS, EVENTS};
+        use crate::codec::{COMMAND_TYPE, EVENT_TYPE, JsonOptions, Schemas};
+        let schemas = Schemas::builtin();
+        let t = |name: &str| {
+            schemas
+                .message(name)
+                .map(|d| Transcoder::new(d, JsonOptions::default()))
+        };
+        let by_topic = [
+            (EVENTS, EVENT_TYPE),
+            (COMMANDS, COMMAND_TYPE),
+            (DEAD_LETTERS, EVENT_TYPE),
+        ]
+        .into_iter()
+        .map(|(topic, ty)| t(ty).map(|d| (topic.to_string(), d)))
+        .collect::<Result<_, _>>()?;
+        Ok(Self::new(by_topic, every_topic.map(t).transpose()?))
     }
 
     pub fn get(&self, topic: &str) -> Option<&Transcoder> {
@@ -612,6 +635,9 @@ async fn process(
             route: "unknown or unspecified type".into(),
         },
         Ok(Some(route)) => {
+            if !options.handler_delay.is_zero() {
+                tokio::time::sleep(options.handler_delay).await;
+            }
             let mut attempts = 0;
             loop {
                 attempts += 1;

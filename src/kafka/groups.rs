@@ -170,12 +170,16 @@ pub async fn describe(conn: &Connection, group: &str) -> Result<GroupDescription
                 if at.is_none() && !owner.contains_key(&key) {
                     continue; // this group has nothing to do with that partition
                 }
-                let lag = p.high - at.unwrap_or(p.low);
+                // Watermarks read after the commits, so lag is never negative.
+                let (low, high) = c
+                    .fetch_watermarks(&t.name, p.id, REQUEST_TIMEOUT)
+                    .unwrap_or((p.low, p.high));
+                let lag = high - at.unwrap_or(low);
                 partitions.push(PartitionLag {
                     topic: t.name.clone(),
                     partition: p.id,
                     committed: at,
-                    high: p.high,
+                    high,
                     lag,
                     member: owner.get(&key).cloned(),
                 });

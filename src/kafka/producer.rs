@@ -243,8 +243,19 @@ pub async fn produce(
 
     for (index, record) in records.iter().enumerate() {
         if let Some(rate) = options.rate {
+            // Wait for this record's turn, settling deliveries meanwhile.
             let due = started + Duration::from_secs_f64(index as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(outcome) = pending.next(), if !pending.is_empty() => settle(&mut report, &mut retry_queue, outcome),
+                    _ = tokio::time::sleep_until(due.into()) => break,
+                }
+            }
+        }
+        // Settle whatever is already delivered, without waiting (keeps progress live).
+        while let Some(Some(outcome)) = pending.next().now_or_never() {
+            settle(&mut report, &mut retry_queue, outcome);
         }
         loop {
             match enqueue(&producer, record) {

@@ -1,0 +1,296 @@
+//! `chinook break …`: the workshop's deliberate failures, one subcommand each.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+
+use super::{ConnectionArgs, Failure, Outcome};
+use crate::{
+    broker::{Paths, control, process},
+    exit,
+    faults::{
+        self, BrokerDown, Env, FaultError, Malformed, MalformedKind, Poison, Report, SlowConsumer,
+    },
+    kafka::admin,
+    ui::{self, Ui},
+};
+
+#[derive(Debug, Subcommand)]
+pub enum BreakCommand {
+    /// The catalogue of failures, with what each teaches.
+    List,
+    /// Send malformed protobuf values to customer_events and see which the broker rejects.
+    #[command(
+        after_help = "Examples:\n  chinook break malformed\n  chinook break malformed --kind empty\n  chinook break malformed --bypass-schema     # land them anyway, then consume with a DLQ"
+    )]
+    Malformed {
+        #[arg(long, value_enum, default_value_t = MalformedKind::All)]
+        kind: MalformedKind,
+        /// Send to a topic without schema enforcement, then run the consumer over it.
+        #[arg(long)]
+        bypass_schema: bool,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
+    /// Take the broker down in the middle of a publish, bring it back, and read everything back.
+    #[command(
+        name = "broker-down",
+        after_help = "Examples:\n  chinook break broker-down\n  chinook break broker-down --count 10000 --after 3000 --for 5s\n  chinook break broker-down --hard     # a real process restart: memory storage loses everything"
+    )]
+    BrokerDown {
+        /// Events to publish.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Go down after this many acknowledgements (default: a third of --count).
+        #[arg(long)]
+        after: Option<usize>,
+        /// How long the broker stays down.
+        #[arg(long = "for", value_parser = humantime::parse_duration, default_value = "10s")]
+        down_for: Duration,
+        /// Events per second.
+        #[arg(long, default_value_t = 2_500.0)]
+        rate: f64,
+        /// Stop and restart the broker process instead (asks first on a terminal).
+        #[arg(long)]
+        hard: bool,
+        /// Do not ask.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// One event makes the consumer's handler fail every time: retries, then the DLQ.
+    Poison {
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        #[arg(long, default_value_t = 3)]
+        attempts: u32,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
+    /// One customer's events under different keys: consumed out of order.
+    #[command(name = "out-of-order")]
+    OutOfOrder {
+        /// Versions to publish.
+        #[arg(long, default_value_t = 30)]
+        count: i64,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
+    /// A new schema version renumbers fields: old readers decode wrong values, silently.
+    #[command(name = "schema-break")]
+    SchemaBreak,
+    /// A consumer slower than the producer: lag grows.
+    #[command(name = "slow-consumer")]
+    SlowConsumer {
+        /// Events per second published.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// How long to publish.
+        #[arg(long = "for", value_parser = humantime::parse_duration, default_value = "5s")]
+        duration: Duration,
+        /// Handler time per event.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "40ms")]
+        handler_delay: Duration,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
+}
+
+impl From<FaultError> for Failure {
+    fn from(e: FaultError) -> Self {
+        Failure::new(e.exit_code(), e)
+    }
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("not confirmed: nothing was done")]
+#[diagnostic(code(chinook::faults::declined))]
+struct Declined;
+
+pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
+    let paths = Paths::under(&std::env::current_dir().unwrap_or_default());
+    let managed = process::current(&paths)?.0;
+    let env_for = |conn: &ConnectionArgs| Env {
+        conn: conn.resolve(managed.as_ref()),
+        managed: managed.clone(),
+    };
+    let scenario = async {
+        match cmd {
+            BreakCommand::List => {
+                ui.emit(
+                    &faults::CATALOGUE
+                        .iter()
+                        .map(|(n, w, l)| serde_json::json!({"scenario": n, "what": w, "lesson": l}))
+                        .collect::<Vec<_>>(),
+                    || {
+                        let mut t = ui::table(["scenario", "what it does", "what it teaches"]);
+                        for (n, w, l) in faults::CATALOGUE {
+                            t.add_row(vec![n, w, l]);
+                        }
+                        t.to_string()
+                    },
+                );
+                Ok(None)
+            }
+            BreakCommand::Malformed {
+                kind,
+                bypass_schema,
+                conn,
+            } => {
+                ui.note("sending malformed values, one batch each…");
+                Ok(Some(
+                    Malformed {
+                        kind,
+                        bypass_schema,
+                    }
+                    .run(&env_for(&conn))
+                    .await?,
+                ))
+            }
+            BreakCommand::BrokerDown {
+                count,
+                after,
+                down_for,
+                rate,
+                hard,
+                yes,
+            } => {
+                if hard
+                    && !yes
+                    && console::Term::stderr().is_term()
+                    && !confirm(
+                        "This stops the broker process: every record it holds in memory is lost. Go on?",
+                    )?
+                {
+                    return Err(Failure::new(exit::FAILED, Declined));
+                }
+                let env = Env {
+                    conn: ConnectionArgs {
+                        brokers: None,
+                        property: vec![],
+                    }
+                    .resolve(managed.as_ref()),
+                    managed: managed.clone(),
+                };
+                ui.note(format!("publishing {count} events at {rate}/s; the broker goes down after {} of them, for {}…", after.unwrap_or(count / 3), humantime::format_duration(down_for)));
+                let scenario = BrokerDown {
+                    count,
+                    after: after.unwrap_or(count / 3),
+                    down_for,
+                    rate,
+                    hard,
+                };
+                Ok(Some(scenario.run(&env, &paths).await?))
+            }
+            BreakCommand::Poison {
+                count,
+                attempts,
+                conn,
+            } => {
+                ui.note(format!(
+                    "publishing {count} events, one of them poison, and consuming them…"
+                ));
+                Ok(Some(Poison { count, attempts }.run(&env_for(&conn)).await?))
+            }
+            BreakCommand::OutOfOrder { count, conn } => {
+                ui.note(format!("publishing {count} versions of customer 77 twice: keyed per event, then per customer…"));
+                Ok(Some(faults::out_of_order(&env_for(&conn), count).await?))
+            }
+            BreakCommand::SchemaBreak => Ok(Some(faults::schema_break()?)),
+            BreakCommand::SlowConsumer {
+                rate,
+                duration,
+                handler_delay,
+                conn,
+            } => {
+                ui.note(format!(
+                    "publishing {rate}/s for {} to a consumer taking {} per event…",
+                    humantime::format_duration(duration),
+                    humantime::format_duration(handler_delay)
+                ));
+                Ok(Some(
+                    SlowConsumer {
+                        rate,
+                        duration,
+                        handler_delay,
+                    }
+                    .run(&env_for(&conn))
+                    .await?,
+                ))
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        r = scenario => r?,
+        _ = tokio::signal::ctrl_c() => {
+            cleanup(&paths, managed.as_ref()).await;
+            ui.note("interrupted: scratch topics removed, broker restored");
+            return Ok(130);
+        }
+    };
+    if let Some(report) = outcome {
+        ui.emit(&report, || human(&report));
+    }
+    Ok(exit::OK)
+}
+
+fn confirm(question: &str) -> Result<bool, Failure> {
+    dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| {
+            Failure::new(
+                exit::FAILED,
+                crate::broker::BrokerError::Io {
+                    what: "asking for confirmation".into(),
+                    reason: e.to_string(),
+                },
+            )
+        })
+}
+
+/// After Ctrl-C: end an outage in progress and delete this process's scratch topics.
+async fn cleanup(paths: &Paths, managed: Option<&crate::broker::State>) {
+    if let Some(state) = managed {
+        let _ = control::request(state.control, &control::Request::Restore).await;
+    }
+    let conn = ConnectionArgs {
+        brokers: None,
+        property: vec![],
+    }
+    .resolve(managed.or(process::current(paths).ok().and_then(|c| c.0).as_ref()));
+    if let Ok(topics) = admin::list_topics(&conn).await {
+        let mine = format!("-{:x}-", std::process::id());
+        let names: Vec<&str> = topics
+            .iter()
+            .map(|t| t.name.as_str())
+            .filter(|n| n.starts_with("chinook.break.") && n.contains(&mine))
+            .collect();
+        let _ = admin::delete_topics(&conn, &names).await;
+    }
+}
+
+fn human(r: &Report) -> String {
+    let mut t = ui::table(["", "check", "expected", "observed"]);
+    for c in &r.checks {
+        let mark = if c.as_expected {
+            console::style("✔").green()
+        } else {
+            console::style("✘").red()
+        };
+        t.add_row(vec![
+            mark.to_string(),
+            c.what.clone(),
+            c.expected.clone(),
+            c.observed.clone(),
+        ]);
+    }
+    format!(
+        "{}\n{t}\n{} {}\n{} {}",
+        console::style(format!("break {}", r.scenario)).bold(),
+        console::style("what to look for:").bold(),
+        r.look_for,
+        console::style("how to fix it:").bold(),
+        r.fix
+    )
+}

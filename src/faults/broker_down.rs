@@ -1,0 +1,197 @@
+//! `break broker-down`: the broker goes away in the middle of a publish (the
+//! front door closes every connection and refuses new ones), then comes back;
+//! afterwards the topic is read back to prove every acknowledged event is there
+//! exactly once. `--hard` stops and restarts the broker process instead.
+
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use super::{Check, Env, FaultError, Report, Scratch};
+use crate::{
+    broker::{Paths, control, process},
+    events::{self, EventKind, Facts},
+    kafka::{
+        consumer::{self, ConsumeOptions, Decoders, Event, StartAt},
+        producer::{self, OutRecord, ProduceOptions},
+    },
+};
+
+/// `break broker-down` settings.
+pub struct BrokerDown {
+    pub count: usize,
+    /// Go down after this many events are acknowledged.
+    pub after: usize,
+    pub down_for: Duration,
+    /// Events per second published.
+    pub rate: f64,
+    /// Stop and restart the broker process (memory storage loses everything).
+    pub hard: bool,
+}
+
+impl BrokerDown {
+    pub async fn run(&self, env: &Env, paths: &Paths) -> Result<Report, FaultError> {
+        let state = env.managed.clone().ok_or(FaultError::NeedsManagedBroker {
+            scenario: "broker-down",
+        })?;
+        let scratch = Scratch::create(&env.conn, "down", &[("", 3)]).await?;
+        let topic = scratch.names[0].clone();
+        let mut ids = Vec::with_capacity(self.count);
+        let records: Vec<OutRecord> = (0..self.count as i64)
+            .map(|id| {
+                let e = events::event(
+                    EventKind::CustomerCreated,
+                    &Facts {
+                        id,
+                        ..Default::default()
+                    },
+                    1,
+                );
+                ids.push(e.event_id.clone());
+                OutRecord {
+                    topic: topic.clone(),
+                    key: Some(e.aggregate_id.clone().into_bytes()),
+                    headers: events::event_headers(&e),
+                    value: prost::Message::encode_to_vec(&e),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        // The outage must fit inside the delivery timeout for the retries to carry it.
+        let options = ProduceOptions {
+            rate: Some(self.rate),
+            delivery_timeout: self.down_for + Duration::from_secs(30),
+            ..Default::default()
+        };
+        let done = AtomicU64::new(0);
+        let trigger = async {
+            while done.load(Ordering::Relaxed) < self.after as u64 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let at = done.load(Ordering::Relaxed);
+            if self.hard {
+                process::stop(paths).await?;
+                tokio::time::sleep(self.down_for).await;
+                let restart = process::Options {
+                    engine: state.engine,
+                    host: state.bootstrap.ip(),
+                    port: state.bootstrap.port(),
+                    schemas: state.schema_enforcement,
+                };
+                process::start_detached(&restart, paths).await?;
+            } else {
+                control::request(
+                    state.control,
+                    &control::Request::Outage {
+                        millis: self.down_for.as_millis() as u64,
+                    },
+                )
+                .await?;
+                // Back up before anything else happens (a poll on the broker's own state).
+                while let control::Reply::Status { door, .. } =
+                    control::request(state.control, &control::Request::Status).await?
+                    && door.outage_left_ms > 0
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            Ok::<u64, FaultError>(at)
+        };
+        let publish = producer::produce(&env.conn, &options, records, |n| {
+            done.store(n, Ordering::Relaxed)
+        });
+        let (published, went_down_at) = tokio::join!(publish, trigger);
+        let (report_p, went_down_at) = (published?, went_down_at?);
+
+        // Read everything back and count each event id.
+        let read_back = read_back(env, &topic).await?;
+        let mut seen: HashMap<String, u32> = HashMap::new();
+        for id in read_back {
+            *seen.entry(id).or_default() += 1;
+        }
+        let failed: std::collections::HashSet<usize> =
+            report_p.failures.iter().map(|f| f.index).collect();
+        let acked_ids: Vec<&String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !failed.contains(i))
+            .map(|(_, id)| id)
+            .collect();
+        let lost = acked_ids
+            .iter()
+            .filter(|id| !seen.contains_key(id.as_str()))
+            .count();
+        let duplicates: u32 = seen.values().map(|n| n.saturating_sub(1)).sum();
+        scratch.remove(&env.conn).await;
+
+        let mut report = Report::new("broker-down");
+        report.checks.push(Check::new(
+            "events acknowledged",
+            self.count,
+            report_p.acked,
+        ));
+        report.checks.push(Check::new(
+            "acknowledged events missing on read-back",
+            0,
+            lost,
+        ));
+        report
+            .checks
+            .push(Check::new("events stored more than once", 0, duplicates));
+        report.figure("sent", report_p.sent);
+        report.figure("acked", report_p.acked);
+        report.figure("failed", report_p.failed);
+        report.figure("retries", report_p.retries);
+        report.figure("went_down_after", went_down_at);
+        report.figure("read_back", seen.values().sum::<u32>());
+        report.figure("lost", lost);
+        report.figure("duplicates", duplicates);
+        if self.hard {
+            report.look_for = format!(
+                "The broker process stopped after {went_down_at} acknowledgements and started again {} later, empty: its storage is memory. Everything acknowledged before the stop is gone ({lost} events), which no producer retry can repair. `acks=all` means \"stored by the broker\", and durability is the broker's job: replicas and disks.",
+                humantime::format_duration(self.down_for)
+            );
+        } else {
+            report.look_for = format!(
+                "After {went_down_at} acknowledgements every connection was closed and new ones refused for {}. The producer kept the events queued, reconnected when the broker came back and resent what had no acknowledgement; the idempotent producer (sequence numbers per partition) makes those resends harmless, so read-back finds each event once.",
+                humantime::format_duration(self.down_for)
+            );
+        }
+        report.fix = "Let the client retry (librdkafka does, within message.timeout.ms), keep enable.idempotence=true and acks=all, and only treat a record as sent when its delivery report says so. Try `--hard` to see what retries cannot fix.".into();
+        Ok(report)
+    }
+}
+
+async fn read_back(env: &Env, topic: &str) -> Result<Vec<String>, FaultError> {
+    let options = ConsumeOptions {
+        group: events::new_id("break-down-readback"),
+        topics: vec![topic.to_string()],
+        start: StartAt::Start,
+        max: None,
+        until_end: true,
+        dead_letters: None,
+        fail: None,
+        attempts: 1,
+        handler_delay: Duration::ZERO,
+    };
+    let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
+    let mut ids = Vec::new();
+    let read = consumer::consume(&env.conn, &options, &decoders, |event| {
+        if let Event::Record(r, _) = event
+            && let Ok(e) = <crate::codec::pb::events::v1::CustomerEvent as prost::Message>::decode(
+                rdkafka::Message::payload(r.message).unwrap_or_default(),
+            )
+        {
+            ids.push(e.event_id);
+        }
+    })
+    .await;
+    match read {
+        Ok(_) => Ok(ids),
+        // After a hard restart of a memory broker the topic itself is gone.
+        Err(crate::kafka::KafkaError::NoTopic { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}

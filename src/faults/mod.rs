@@ -1,0 +1,180 @@
+//! Deliberate failures on demand (`chinook break …`): each scenario injects
+//! one failure the workshop teaches, observes what happens against the real
+//! broker, and returns a report — expected vs observed, the figures, what to
+//! look for and how the fix shows up. Scenarios clean up the topics they make.
+
+mod broker_down;
+mod malformed;
+mod ordering;
+mod poison;
+mod schema_break;
+mod slow_consumer;
+
+use std::collections::BTreeMap;
+
+use miette::Diagnostic;
+use serde::Serialize;
+use thiserror::Error;
+
+pub use broker_down::BrokerDown;
+pub use malformed::{Kind as MalformedKind, Malformed};
+pub use poison::Poison;
+pub use slow_consumer::SlowConsumer;
+
+use crate::{
+    broker::{BrokerError, State},
+    kafka::{Connection, KafkaError, admin},
+};
+
+/// Every scenario, for `chinook break list`.
+pub const CATALOGUE: [(&str, &str, &str); 6] = [
+    (
+        "malformed",
+        "send broken protobuf values to customer_events",
+        "the broker rejects them with INVALID_RECORD; what protobuf cannot tell apart slips through",
+    ),
+    (
+        "broker-down",
+        "take the broker away in the middle of a publish",
+        "retries carry the producer over the gap; nothing acknowledged is lost or doubled",
+    ),
+    (
+        "poison",
+        "one event makes the consumer's handler fail every time",
+        "retries, then the dead-letter topic; the partition keeps moving",
+    ),
+    (
+        "out-of-order",
+        "publish one customer's events under different keys",
+        "they land on different partitions and are consumed out of order; key by customer id",
+    ),
+    (
+        "schema-break",
+        "renumber fields in a new schema version",
+        "old readers decode wrong values without an error; a compatibility check catches it",
+    ),
+    (
+        "slow-consumer",
+        "consume slower than events arrive",
+        "lag grows in `chinook group describe`; scale out (more partitions and members) or speed up",
+    ),
+];
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum FaultError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("`break {scenario}` needs a broker started by chinook in this directory")]
+    #[diagnostic(
+        code(chinook::faults::managed),
+        help(
+            "it takes the broker down through chinook's front door: run `chinook broker start` here first"
+        )
+    )]
+    NeedsManagedBroker { scenario: &'static str },
+}
+
+impl FaultError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            FaultError::Kafka(e) => e.exit_code(),
+            FaultError::Broker(e) => e.exit_code(),
+            FaultError::NeedsManagedBroker { .. } => crate::exit::UNAVAILABLE,
+        }
+    }
+}
+
+/// One line of the result table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub what: String,
+    pub expected: String,
+    pub observed: String,
+    pub as_expected: bool,
+}
+
+impl Check {
+    pub fn new(what: impl Into<String>, expected: impl ToString, observed: impl ToString) -> Self {
+        let (expected, observed) = (expected.to_string(), observed.to_string());
+        Self {
+            what: what.into(),
+            as_expected: expected == observed,
+            expected,
+            observed,
+        }
+    }
+}
+
+/// What a scenario did and saw.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub scenario: &'static str,
+    pub checks: Vec<Check>,
+    /// Numbers for scripts and tests (sent, acked, lost, duplicates, …).
+    pub figures: BTreeMap<String, i64>,
+    pub look_for: String,
+    pub fix: String,
+}
+
+impl Report {
+    fn new(scenario: &'static str) -> Self {
+        Self {
+            scenario,
+            checks: Vec::new(),
+            figures: BTreeMap::new(),
+            look_for: String::new(),
+            fix: String::new(),
+        }
+    }
+
+    fn figure(&mut self, name: &str, value: impl TryInto<i64>) {
+        self.figures
+            .insert(name.to_string(), value.try_into().unwrap_or(i64::MAX));
+    }
+}
+
+/// Where a scenario runs: the connection, and the managed broker if there is one.
+pub struct Env {
+    pub conn: Connection,
+    pub managed: Option<State>,
+}
+
+/// A scratch topic for one run, deleted again by [`Scratch::remove`].
+struct Scratch {
+    names: Vec<String>,
+}
+
+impl Scratch {
+    async fn create(
+        conn: &Connection,
+        scenario: &str,
+        partitions: &[(&str, i32)],
+    ) -> Result<Self, KafkaError> {
+        let run = crate::events::new_id("run");
+        let plan: Vec<crate::kafka::topics::TopicPlan> = partitions
+            .iter()
+            .map(|(suffix, n)| crate::kafka::topics::TopicPlan {
+                name: Box::leak(format!("chinook.break.{scenario}.{run}{suffix}").into_boxed_str()),
+                partitions: *n,
+                value_type: None,
+                purpose: "scratch topic of a break scenario",
+            })
+            .collect();
+        admin::create_topics(conn, &plan, false).await?;
+        Ok(Self {
+            names: plan.iter().map(|t| t.name.to_string()).collect(),
+        })
+    }
+
+    async fn remove(self, conn: &Connection) {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let _ = admin::delete_topics(conn, &names).await;
+    }
+}
+
+pub use ordering::out_of_order;
+pub use schema_break::schema_break;

@@ -1,0 +1,129 @@
+//! `break slow-consumer`: events arrive faster than the handler processes
+//! them, and the group's lag grows while you watch.
+
+use std::time::Duration;
+
+use super::{Check, Env, FaultError, Report, Scratch};
+use crate::{
+    events::{self, EventKind, Facts},
+    kafka::{
+        consumer::{self, ConsumeOptions, Decoders, StartAt},
+        groups,
+        producer::{self, OutRecord, ProduceOptions},
+    },
+};
+
+/// `break slow-consumer` settings.
+pub struct SlowConsumer {
+    /// Events per second published.
+    pub rate: f64,
+    /// How long events are published.
+    pub duration: Duration,
+    /// Handler time per event.
+    pub handler_delay: Duration,
+}
+
+impl SlowConsumer {
+    pub async fn run(&self, env: &Env) -> Result<Report, FaultError> {
+        let scratch = Scratch::create(&env.conn, "slow", &[("", 1)]).await?;
+        let topic = scratch.names[0].clone();
+        let group = events::new_id("break-slow");
+        let count = (self.rate * self.duration.as_secs_f64()).ceil().max(1.0) as usize;
+        let records: Vec<OutRecord> = (0..count as i64)
+            .map(|id| {
+                let e = events::event(
+                    EventKind::CustomerCreated,
+                    &Facts {
+                        id,
+                        ..Default::default()
+                    },
+                    1,
+                );
+                OutRecord {
+                    topic: topic.clone(),
+                    key: Some(e.aggregate_id.clone().into_bytes()),
+                    value: prost::Message::encode_to_vec(&e),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let produce_options = ProduceOptions {
+            rate: Some(self.rate),
+            ..Default::default()
+        };
+        // The consumer handles what it can in the time the producer publishes.
+        let can_handle =
+            ((self.duration.as_secs_f64() / self.handler_delay.as_secs_f64().max(1e-3)) as u64)
+                .clamp(1, count as u64);
+        let consume_options = ConsumeOptions {
+            group: group.clone(),
+            topics: vec![topic.clone()],
+            start: StartAt::Start,
+            max: Some(can_handle),
+            until_end: false,
+            dead_letters: None,
+            fail: None,
+            attempts: 1,
+            handler_delay: self.handler_delay,
+        };
+        let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let sampler = async {
+            let mut samples = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if let Ok(d) = groups::describe(&env.conn, &group).await
+                    && !d.partitions.is_empty()
+                {
+                    samples.push(d.total_lag);
+                }
+            }
+            samples
+        };
+        let work = async {
+            let (produced, consumed) = tokio::join!(
+                producer::produce(&env.conn, &produce_options, records, |_| {}),
+                consumer::consume(&env.conn, &consume_options, &decoders, |_| {})
+            );
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            (produced, consumed)
+        };
+        let ((produced, consumed), samples) = tokio::join!(work, sampler);
+        let (produced, consumed) = (produced?, consumed?);
+        let final_lag = groups::describe(&env.conn, &group).await?.total_lag;
+        scratch.remove(&env.conn).await;
+
+        let mut report = Report::new("slow-consumer");
+        let growing = samples.windows(2).filter(|w| w[1] > w[0]).count();
+        report
+            .checks
+            .push(Check::new("events published", count, produced.acked));
+        report.checks.push(Check::new(
+            "events handled while publishing",
+            can_handle,
+            consumed.handled,
+        ));
+        report.checks.push(Check::new(
+            "lag at the end",
+            (count as u64).saturating_sub(can_handle),
+            final_lag,
+        ));
+        report.checks.push(Check::new(
+            "lag grew between samples",
+            "yes",
+            if growing > 0 { "yes" } else { "no" },
+        ));
+        report.figure("published", produced.acked);
+        report.figure("handled", consumed.handled);
+        report.figure("final_lag", final_lag);
+        report.look_for = lag_story(&samples);
+        report.fix = "Make the handler faster (batch work, avoid a round trip per event), or scale out: more partitions and more members in the group share the load (`chinook consume --group …` in more terminals).".into();
+        Ok(report)
+    }
+}
+
+fn lag_story(samples: &[i64]) -> String {
+    format!(
+        "The producer published faster than the handler could keep up, so the committed offset fell further behind the high watermark. Lag sampled every half second: {samples:?}. Watch it live with `chinook group describe <group>`."
+    )
+}

@@ -1,0 +1,229 @@
+//! `chinook break …` against real brokers: each scenario's reported figures.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+async fn lab_topics() {
+    chinook::kafka::admin::create_topics(
+        &connection(broker()),
+        &chinook::kafka::topics::PLAN,
+        false,
+    )
+    .await
+    .unwrap();
+}
+
+fn run_break(args: &[&str]) -> Value {
+    let out = chinook()
+        .arg("break")
+        .args(args)
+        .args(["--format", "json", "--brokers", &broker().bootstrap])
+        .timeout(Duration::from_secs(180))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "break {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn figure(report: &Value, name: &str) -> i64 {
+    report["figures"][name]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no figure {name} in {report}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_values_are_rejected_except_the_empty_one() {
+    lab_topics().await;
+    let r = run_break(&["malformed"]);
+    assert_eq!(figure(&r, "sent"), 7);
+    assert_eq!(figure(&r, "rejected"), 6);
+    assert_eq!(figure(&r, "accepted"), 1);
+    let empty = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["what"].as_str().unwrap().starts_with("empty"))
+        .unwrap();
+    assert_eq!(
+        empty["observed"], "accepted",
+        "an empty value is a valid protobuf message"
+    );
+    assert!(
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["as_expected"] == true),
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_enforcement_malformed_values_land_and_go_to_the_dlq() {
+    let r = run_break(&["malformed", "--bypass-schema"]);
+    assert_eq!(figure(&r, "accepted"), 7);
+    assert_eq!(figure(&r, "dead_lettered"), 6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_event_is_dead_lettered_and_the_rest_processed() {
+    let r = run_break(&["poison", "--count", "10", "--attempts", "3"]);
+    assert_eq!(figure(&r, "handled"), 9);
+    assert_eq!(figure(&r, "dead_lettered"), 1);
+    assert_eq!(figure(&r, "handler_retries"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_keys_reorder_and_customer_keys_do_not() {
+    let r = run_break(&["out-of-order", "--count", "30"]);
+    assert!(figure(&r, "regressions_random_keys") > 0, "{r}");
+    assert_eq!(figure(&r, "regressions_keyed"), 0);
+}
+
+#[test]
+fn a_renumbered_schema_decodes_wrong_values_and_the_check_catches_it() {
+    let out = chinook()
+        .args(["break", "schema-break", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(figure(&r, "breaking_changes"), 2);
+    let name = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["what"].as_str().unwrap().contains("name"))
+        .unwrap();
+    assert_eq!(
+        name["observed"], "astrid@example.com",
+        "the v1 reader shows the email as the name"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_consumer_falls_behind() {
+    let r = run_break(&[
+        "slow-consumer",
+        "--rate",
+        "100",
+        "--for",
+        "2s",
+        "--handler-delay",
+        "40ms",
+    ]);
+    let (published, handled, lag) = (
+        figure(&r, "published"),
+        figure(&r, "handled"),
+        figure(&r, "final_lag"),
+    );
+    assert_eq!(published, 200);
+    assert_eq!(
+        lag,
+        published - handled,
+        "lag is exactly what was not handled"
+    );
+    assert!(lag > 0);
+}
+
+/// A chinook-managed broker in a scratch directory (broker-down needs its front door).
+struct Managed {
+    dir: tempfile::TempDir,
+}
+
+impl Managed {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string();
+        let out = chinook()
+            .current_dir(dir.path())
+            .args(["broker", "start", "--port", &port])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+}
+
+impl Drop for Managed {
+    fn drop(&mut self) {
+        let _ = chinook()
+            .current_dir(self.dir.path())
+            .args(["broker", "stop"])
+            .output();
+    }
+}
+
+#[test]
+fn broker_down_five_times_loses_and_doubles_nothing() {
+    let m = Managed::start();
+    for run in 0..5 {
+        let out = chinook()
+            .current_dir(m.dir.path())
+            .args([
+                "break",
+                "broker-down",
+                "--count",
+                "10000",
+                "--for",
+                "2s",
+                "--rate",
+                "5000",
+                "--format",
+                "json",
+            ])
+            .timeout(Duration::from_secs(180))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(figure(&r, "acked"), 10_000, "run {run}: {r}");
+        assert_eq!(figure(&r, "read_back"), 10_000, "run {run}");
+        assert_eq!(figure(&r, "lost"), 0, "run {run}");
+        assert_eq!(figure(&r, "duplicates"), 0, "run {run}");
+        assert!(
+            figure(&r, "went_down_after") < 10_000,
+            "the outage came mid-publish (run {run}): {r}"
+        );
+    }
+}
+
+#[test]
+fn broker_down_without_a_managed_broker_says_how_to_start_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = chinook()
+        .current_dir(dir.path())
+        .args(["break", "broker-down"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        err.contains("needs a broker started by chinook") && err.contains("chinook broker start"),
+        "{err}"
+    );
+}
