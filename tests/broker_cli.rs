@@ -123,7 +123,7 @@ fn start_status_topics_stop_lifecycle() {
     );
     assert!(!lab.dir.path().join(".chinook/broker/state.json").exists());
 
-    let out = lab.run(&["broker", "status"]);
+    let out = lab.run(&["broker", "status", "--brokers", &lab.brokers()]);
     assert_eq!(
         out.status.code(),
         Some(4),

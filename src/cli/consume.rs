@@ -1,6 +1,8 @@
 //! `chinook consume`: the lab's consumer — a group member that decodes, routes,
 //! commits after processing and dead-letters what it cannot process.
 
+use std::io::Write;
+
 use clap::Args;
 
 use super::{ConnectionArgs, Outcome};
@@ -98,14 +100,40 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         handler_delay: args.handler_delay,
     };
     let decoders = Decoders::lab(args.type_name.as_deref())?;
+    // Buffered: one write per batch of lines, flushed whenever the consumer goes idle.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let summary = consumer::consume(&conn, &options, &decoders, |event| match event {
-        Event::Record(r, outcome) => match ui.format {
-            Format::Human => println!("{}", human_line(&r.json, outcome)),
-            _ => ui.json(&Line {
-                record: &r.json,
-                outcome,
-            }),
-        },
+        Event::Record(r, outcome) => {
+            let written = match ui.format {
+                Format::Human => writeln!(out, "{}", human_line(&r.json, outcome)),
+                Format::Json => serde_json::to_writer_pretty(
+                    &mut out,
+                    &Line {
+                        record: &r.json,
+                        outcome,
+                    },
+                )
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(out)),
+                Format::Jsonl => serde_json::to_writer(
+                    &mut out,
+                    &Line {
+                        record: &r.json,
+                        outcome,
+                    },
+                )
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(out)),
+            };
+            // A closed pipe ends the process quietly (SIGPIPE); other write errors are not recoverable here.
+            let _ = written;
+            if ui.format == Format::Human {
+                let _ = out.flush();
+            }
+        }
+        Event::Idle => {
+            let _ = out.flush();
+        }
         Event::Assigned(parts) if ui.verbose || (ui.format == Format::Human && !ui.quiet) => {
             eprintln!(
                 "{} assigned: {}",
@@ -119,7 +147,10 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         }
         Event::Assigned(_) => {}
     })
-    .await?;
+    .await;
+    let _ = out.flush();
+    drop(out);
+    let summary = summary?;
     if ui.format == Format::Human && !ui.quiet {
         let mut t = ui::table(["route", "records"]);
         for (route, n) in &summary.per_route {

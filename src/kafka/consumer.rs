@@ -314,6 +314,8 @@ pub enum Event<'a> {
     Record(&'a Received<'a>, &'a Outcome),
     /// This member now owns these partitions ("topic/partition").
     Assigned(Vec<String>),
+    /// Nothing arrived for a while (a good moment to flush output).
+    Idle,
 }
 
 /// A record that came in, decoded as far as it goes.
@@ -561,6 +563,7 @@ pub async fn consume(
             // Wake now and then to notice a partition that is already at its end.
             _ = tokio::time::sleep(Duration::from_millis(200)) => {
                 refresh_positions(&consumer, &state);
+                on_event(Event::Idle);
                 continue;
             }
         };
