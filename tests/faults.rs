@@ -227,3 +227,26 @@ fn broker_down_without_a_managed_broker_says_how_to_start_one() {
         "{err}"
     );
 }
+
+#[test]
+fn late_responses_duplicate_a_plain_producer_but_not_an_idempotent_one() {
+    let m = Managed::start();
+    let out = chinook()
+        .current_dir(m.dir.path())
+        .args(["break", "duplicates", "--count", "20", "--format", "json"])
+        .timeout(Duration::from_secs(180))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        figure(&r, "plain_duplicates") > 0,
+        "the plain producer's retries were stored again: {r}"
+    );
+    assert_eq!(figure(&r, "idempotent_stored"), 20);
+    assert_eq!(figure(&r, "idempotent_duplicates"), 0);
+}

@@ -9,7 +9,8 @@ use crate::{
     broker::{Paths, control, process},
     exit,
     faults::{
-        self, BrokerDown, Env, FaultError, Malformed, MalformedKind, Poison, Report, SlowConsumer,
+        self, BrokerDown, Duplicates, Env, FaultError, Malformed, MalformedKind, Poison, Report,
+        SlowConsumer,
     },
     kafka::admin,
     ui::{self, Ui},
@@ -56,6 +57,17 @@ pub enum BreakCommand {
         /// Do not ask.
         #[arg(long, short = 'y')]
         yes: bool,
+    },
+    /// Late broker responses make the producer retry stored requests: duplicates, then the fixes.
+    #[command(
+        after_help = "Needs a broker started by chinook here (it slows the front door).\nExample:\n  chinook break duplicates --count 20"
+    )]
+    Duplicates {
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        /// How late responses come during the fault.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+        delay: Duration,
     },
     /// One event makes the consumer's handler fail every time: retries, then the DLQ.
     Poison {
@@ -180,6 +192,18 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
                     hard,
                 };
                 Ok(Some(scenario.run(&env, &paths).await?))
+            }
+            BreakCommand::Duplicates { count, delay } => {
+                let env = Env {
+                    conn: ConnectionArgs {
+                        brokers: None,
+                        property: vec![],
+                    }
+                    .resolve(managed.as_ref()),
+                    managed: managed.clone(),
+                };
+                ui.note(format!("sending {count} events while responses come {} late, without and with idempotence…", humantime::format_duration(delay)));
+                Ok(Some(Duplicates { count, delay }.run(&env).await?))
             }
             BreakCommand::Poison {
                 count,

@@ -4,6 +4,7 @@
 //! look for and how the fix shows up. Scenarios clean up the topics they make.
 
 mod broker_down;
+mod duplicates;
 mod malformed;
 mod ordering;
 mod poison;
@@ -17,6 +18,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use broker_down::BrokerDown;
+pub use duplicates::Duplicates;
 pub use malformed::{Kind as MalformedKind, Malformed};
 pub use poison::Poison;
 pub use slow_consumer::SlowConsumer;
@@ -27,7 +29,7 @@ use crate::{
 };
 
 /// Every scenario, for `chinook break list`.
-pub const CATALOGUE: [(&str, &str, &str); 6] = [
+pub const CATALOGUE: [(&str, &str, &str); 7] = [
     (
         "malformed",
         "send broken protobuf values to customer_events",
@@ -37,6 +39,11 @@ pub const CATALOGUE: [(&str, &str, &str); 6] = [
         "broker-down",
         "take the broker away in the middle of a publish",
         "retries carry the producer over the gap; nothing acknowledged is lost or doubled",
+    ),
+    (
+        "duplicates",
+        "make the broker answer too late, so the producer retries stored requests",
+        "without idempotence the retries are stored twice; dedupe on event id in the handler",
     ),
     (
         "poison",
