@@ -12,4 +12,5 @@ pub mod events;
 pub mod exit;
 pub mod faults;
 pub mod kafka;
+pub mod labs;
 pub mod ui;

@@ -49,9 +49,15 @@ pub fn write_registry(dir: &Path) -> Result<(), BrokerError> {
             let desc = schemas
                 .message(type_name)
                 .expect("the plan names built-in types");
-            let path = dir.join(format!("{}.proto", topic.name));
-            std::fs::write(&path, super::registry::value_schema(topic.name, &desc))
-                .map_err(|e| BrokerError::io(&path, e))?;
+            // The topic itself, and the check topic `chinook lab verify` publishes a valid value to.
+            for name in [
+                topic.name.to_string(),
+                format!("{}{}", crate::kafka::topics::CHECK_PREFIX, topic.name),
+            ] {
+                let path = dir.join(format!("{name}.proto"));
+                std::fs::write(&path, super::registry::value_schema(&name, &desc))
+                    .map_err(|e| BrokerError::io(&path, e))?;
+            }
         }
     }
     Ok(())

@@ -98,6 +98,7 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         fail: args.handler_fail.clone(),
         attempts: args.attempts,
         handler_delay: args.handler_delay,
+        standalone: false,
     };
     let decoders = Decoders::lab(args.type_name.as_deref())?;
     // Buffered: one write per batch of lines, flushed whenever the consumer goes idle.

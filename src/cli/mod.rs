@@ -7,6 +7,7 @@ mod codec;
 mod consume;
 mod faults;
 mod group;
+mod labs;
 mod produce;
 mod topics;
 
@@ -63,6 +64,13 @@ pub enum Command {
     /// Deliberate failures on demand: malformed records, broker down, poison, ordering, schema, lag.
     #[command(subcommand, name = "break")]
     Break(faults::BreakCommand),
+    /// Lab walk-throughs, hints and victory-condition checks.
+    Lab(labs::LabArgs),
+    /// Check every lab's victory conditions against the broker (exit 0 only if all pass).
+    #[command(after_help = "Example:\n  chinook verify --format json")]
+    Verify(labs::VerifyArgs),
+    /// Your Stream Day journal: show it, or `add` an entry.
+    Journal(labs::JournalArgs),
     /// Decode protobuf bytes (raw, hex, base64, length-delimited, Confluent) to JSON.
     Decode(codec::DecodeArgs),
     /// Encode proto3 JSON to protobuf bytes (raw, hex, base64, length-delimited, Confluent).
@@ -211,6 +219,12 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
         Command::Consume(args) => consume::run(args, ui).await,
         Command::Group(cmd) => group::run(cmd, ui).await,
         Command::Break(cmd) => faults::run(cmd, ui).await,
+        Command::Lab(args) => labs::lab(args, ui).await,
+        Command::Verify(args) => match crate::labs::all() {
+            Ok(all) => labs::verify(&all, args, ui).await,
+            Err(e) => Err(e.into()),
+        },
+        Command::Journal(args) => labs::journal_cmd(args, ui),
         Command::Decode(_) | Command::Encode(_) | Command::Completions { .. } => {
             unreachable!("handled without a runtime in main")
         }

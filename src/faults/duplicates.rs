@@ -158,6 +158,7 @@ async fn read_ids(env: &Env, topic: &str) -> Result<Vec<String>, FaultError> {
         fail: None,
         attempts: 1,
         handler_delay: Duration::ZERO,
+        standalone: true,
     };
     let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
     let mut ids = Vec::new();

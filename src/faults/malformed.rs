@@ -146,6 +146,7 @@ impl Malformed {
                 fail: None,
                 attempts: 1,
                 handler_delay: std::time::Duration::ZERO,
+                standalone: true,
             };
             let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
             let summary = consumer::consume(&env.conn, &options, &decoders, |_| {}).await?;

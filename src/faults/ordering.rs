@@ -64,6 +64,7 @@ async fn run_once(
         fail: None,
         attempts: 1,
         handler_delay: std::time::Duration::ZERO,
+        standalone: true,
     };
     let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
     let mut order = Vec::new();

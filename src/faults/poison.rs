@@ -53,6 +53,7 @@ impl Poison {
             fail: Some(FailRule::Key(poison_id.to_string())),
             attempts: self.attempts,
             handler_delay: std::time::Duration::ZERO,
+            standalone: true,
         };
         let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
         let mut last_offset = -1;

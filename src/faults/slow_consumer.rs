@@ -65,6 +65,7 @@ impl SlowConsumer {
             fail: None,
             attempts: 1,
             handler_delay: self.handler_delay,
+            standalone: false,
         };
         let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
         let done = std::sync::atomic::AtomicBool::new(false);

@@ -129,6 +129,9 @@ pub struct ConsumeOptions {
     pub attempts: u32,
     /// Time the handler takes per record (a slow consumer, on purpose).
     pub handler_delay: Duration,
+    /// Read every partition directly, without joining the group or committing
+    /// (for read-backs and checks: no rebalance to wait for).
+    pub standalone: bool,
 }
 
 /// What happened to one record.
@@ -527,9 +530,25 @@ pub async fn consume(
         })
         .map_err(|e| KafkaError::request("creating the consumer", e))?;
     let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(|e| KafkaError::request("subscribing", e))?;
+    if options.standalone {
+        let mut tpl = TopicPartitionList::new();
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        for ((topic, partition), from) in state.starts.clone() {
+            let _ = tpl.add_partition_offset(&topic, partition, from);
+            state
+                .next
+                .insert((topic, partition), from.to_raw().unwrap_or(-1));
+        }
+        state.assigned_once = true;
+        drop(state);
+        consumer
+            .assign(&tpl)
+            .map_err(|e| KafkaError::request("assigning partitions", e))?;
+    } else {
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| KafkaError::request("subscribing", e))?;
+    }
     let dlq = match &options.dead_letters {
         Some(_) => Some(super::producer::ProduceOptions::default().producer(conn)?),
         None => None,
@@ -584,9 +603,11 @@ pub async fn consume(
         .await?;
         on_event(Event::Record(&Received { message: &m, json }, &outcome));
         // Processed: now, and only now, the offset may be committed.
-        consumer
-            .store_offset_from_message(&m)
-            .map_err(|e| KafkaError::request("storing the offset", e))?;
+        if !options.standalone {
+            consumer
+                .store_offset_from_message(&m)
+                .map_err(|e| KafkaError::request("storing the offset", e))?;
+        }
         let tp = (m.topic().to_string(), m.partition());
         state
             .lock()
@@ -597,7 +618,7 @@ pub async fn consume(
             .positions
             .insert(format!("{}/{}", m.topic(), m.partition()), m.offset() + 1);
     }
-    if summary.consumed > 0 {
+    if summary.consumed > 0 && !options.standalone {
         consumer
             .commit_consumer_state(CommitMode::Sync)
             .map_err(|e| KafkaError::request("committing offsets", e))?;

@@ -7,6 +7,9 @@ pub const COMMANDS: &str = "customer_commands";
 /// Where consumers park records they cannot process (no schema: any bytes).
 pub const DEAD_LETTERS: &str = "customer_events.dlq";
 
+/// Prefix of the temporary topics lab checks create (and remove).
+pub const CHECK_PREFIX: &str = "chinook.check.";
+
 /// One topic of the plan.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct TopicPlan {

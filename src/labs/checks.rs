@@ -1,0 +1,459 @@
+//! The checks behind steps and victory conditions, by name. Each runs against
+//! the live broker and returns what it expected and what it observed; the
+//! topics and groups it makes for itself are removed again.
+
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rdkafka::{
+    producer::{FutureProducer, FutureRecord},
+    types::RDKafkaErrorCode,
+};
+
+use crate::{
+    broker::{Paths, State},
+    codec::pb::events::v1::CustomerEvent,
+    events::{self, EventKind, Facts},
+    faults::{self, BrokerDown},
+    kafka::{
+        Connection, KafkaError, admin,
+        consumer::{self, ConsumeOptions, Decoders, Event, StartAt},
+        producer::{self, OutRecord, ProduceOptions},
+        topics::{CHECK_PREFIX, EVENTS, PLAN},
+    },
+};
+
+/// Every check a lab manifest may name.
+pub const NAMES: [&str; 6] = [
+    "broker-reachable",
+    "topics-planned",
+    "schema-enforced",
+    "group-parallel",
+    "retries-outage",
+    "routing",
+];
+
+/// Checks that disturb the broker for everyone (they run alone, after the others).
+pub const DISTURBING: [&str; 1] = ["retries-outage"];
+
+/// What checks run against.
+pub struct Env {
+    pub conn: Connection,
+    pub managed: Option<State>,
+    pub paths: Paths,
+    /// The student's own consumer group, checked too when given.
+    pub group: Option<String>,
+}
+
+/// What one check saw.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub passed: bool,
+    pub expected: String,
+    pub observed: String,
+}
+
+impl Outcome {
+    fn new(passed: bool, expected: impl Into<String>, observed: impl Into<String>) -> Self {
+        Self {
+            passed,
+            expected: expected.into(),
+            observed: observed.into(),
+        }
+    }
+}
+
+/// Runs the check called `name`.
+pub async fn run(name: &str, env: &Env) -> Outcome {
+    let result = match name {
+        "broker-reachable" => broker_reachable(env).await,
+        "topics-planned" => topics_planned(env).await,
+        "schema-enforced" => schema_enforced(env).await,
+        "group-parallel" => group_parallel(env).await,
+        "retries-outage" => retries_outage(env).await,
+        "routing" => routing(env).await,
+        other => Ok(Outcome::new(
+            false,
+            "a known check",
+            format!("unknown check `{other}`"),
+        )),
+    };
+    result.unwrap_or_else(|e| Outcome::new(false, "the check to run", format!("it could not: {e}")))
+}
+
+type Checked = Result<Outcome, Box<dyn std::error::Error + Send + Sync>>;
+
+async fn broker_reachable(env: &Env) -> Checked {
+    let expected = format!("a broker answering at {}", env.conn.brokers);
+    Ok(match admin::list_topics(&env.conn).await {
+        Ok(topics) => {
+            let engine = env
+                .managed
+                .as_ref()
+                .filter(|s| s.bootstrap.to_string() == env.conn.brokers)
+                .map_or("external".to_string(), |s| s.engine.to_string());
+            Outcome::new(
+                true,
+                expected,
+                format!("answers ({engine}, {} topics)", topics.len()),
+            )
+        }
+        Err(e) => Outcome::new(false, expected, e.to_string()),
+    })
+}
+
+async fn topics_planned(env: &Env) -> Checked {
+    let topics = admin::list_topics(&env.conn).await?;
+    let expected: Vec<String> = PLAN
+        .iter()
+        .map(|t| format!("{} ({})", t.name, t.partitions))
+        .collect();
+    let observed: Vec<String> = PLAN
+        .iter()
+        .map(|t| match topics.iter().find(|i| i.name == t.name) {
+            Some(i) => format!("{} ({})", t.name, i.partitions.len()),
+            None => format!("{} (missing)", t.name),
+        })
+        .collect();
+    Ok(Outcome::new(
+        expected == observed,
+        expected.join(", "),
+        observed.join(", "),
+    ))
+}
+
+/// Sends one value in its own batch with a plain producer: Ok(true) if stored.
+async fn accepted(conn: &Connection, topic: &str, value: &[u8]) -> Result<bool, KafkaError> {
+    let producer: FutureProducer = conn
+        .client_config()
+        .set("linger.ms", "0")
+        .create()
+        .map_err(|e| KafkaError::request("creating a producer", e))?;
+    match producer
+        .send(
+            FutureRecord::<str, [u8]>::to(topic)
+                .key("chinook-check")
+                .payload(value),
+            Duration::from_secs(10),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidRecord) => Ok(false),
+        Err((e, _)) => Err(KafkaError::request(&format!("producing to {topic}"), e)),
+    }
+}
+
+async fn schema_enforced(env: &Env) -> Checked {
+    let planned = topics_planned(env).await?;
+    if !planned.passed {
+        return Ok(Outcome::new(
+            false,
+            format!("topics {}", planned.expected),
+            format!("topics {}", planned.observed),
+        ));
+    }
+    let expected = "topics as planned; a valid CustomerEvent accepted; a malformed value rejected (INVALID_RECORD)";
+    // The malformed value goes to customer_events itself: rejected, it leaves no trace.
+    let malformed_rejected = !accepted(&env.conn, EVENTS, b"\x0a\xff\xff").await?;
+    // The valid one goes to a schema-bound check topic, so customer_events stays as it was.
+    let check_topic = format!("{CHECK_PREFIX}{EVENTS}");
+    let bufstream = env
+        .managed
+        .as_ref()
+        .is_some_and(|s| s.engine == crate::broker::Engine::Bufstream);
+    let plan = [crate::kafka::topics::TopicPlan {
+        name: Box::leak(check_topic.clone().into_boxed_str()),
+        partitions: 1,
+        value_type: Some(crate::codec::EVENT_TYPE),
+        purpose: "check",
+    }];
+    admin::create_topics(&env.conn, &plan, bufstream).await?;
+    let event = events::event(
+        EventKind::CustomerCreated,
+        &Facts {
+            id: 1,
+            ..Default::default()
+        },
+        1,
+    );
+    let valid_accepted = accepted(
+        &env.conn,
+        &check_topic,
+        &prost::Message::encode_to_vec(&event),
+    )
+    .await;
+    let _ = admin::delete_topics(&env.conn, &[&check_topic]).await;
+    let valid_accepted = valid_accepted?;
+    let observed = format!(
+        "topics as planned; valid event {}; malformed value {}",
+        if valid_accepted {
+            "accepted"
+        } else {
+            "REJECTED"
+        },
+        if malformed_rejected {
+            "rejected (INVALID_RECORD)"
+        } else {
+            "ACCEPTED: no enforcement"
+        }
+    );
+    Ok(Outcome::new(
+        valid_accepted && malformed_rejected,
+        expected,
+        observed,
+    ))
+}
+
+fn new_scratch(name: &str) -> String {
+    format!("{CHECK_PREFIX}{name}.{}", events::new_id("run"))
+}
+
+async fn group_parallel(env: &Env) -> Checked {
+    let topic = new_scratch("parallel");
+    let plan = [crate::kafka::topics::TopicPlan {
+        name: Box::leak(topic.clone().into_boxed_str()),
+        partitions: 3,
+        value_type: None,
+        purpose: "check",
+    }];
+    admin::create_topics(&env.conn, &plan, false).await?;
+    let result = three_members(env, &topic).await;
+    let _ = admin::delete_topics(&env.conn, &[&topic]).await;
+    let (own_ok, own_text) = match &env.group {
+        Some(g) => {
+            let d = crate::kafka::groups::describe(&env.conn, g).await?;
+            let done = !d.partitions.is_empty() && d.total_lag == 0;
+            (
+                done,
+                format!(
+                    "; group {g}: {} partitions committed, lag {}",
+                    d.partitions.len(),
+                    d.total_lag
+                ),
+            )
+        }
+        None => (true, String::new()),
+    };
+    let (each_one, all_once, detail) = result?;
+    let expected = format!(
+        "3 members with one partition each, every event once{}",
+        env.group
+            .as_ref()
+            .map(|g| format!("; group {g} committed up to the end"))
+            .unwrap_or_default()
+    );
+    Ok(Outcome::new(
+        each_one && all_once && own_ok,
+        expected,
+        format!("{detail}{own_text}"),
+    ))
+}
+
+/// Three in-process members of one group on `topic`: (one partition each, every record once, description).
+async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), KafkaError> {
+    const PER_PARTITION: i64 = 20;
+    let group = events::new_id("chinook-check-group");
+    let assigned: Arc<Mutex<[Vec<String>; 3]>> = Arc::default();
+    let decoders = Arc::new(Decoders::new(Default::default(), None));
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let (conn, assigned, decoders) = (env.conn.clone(), assigned.clone(), decoders.clone());
+        let options = ConsumeOptions {
+            group: group.clone(),
+            topics: vec![topic.to_string()],
+            start: StartAt::Start,
+            max: Some(PER_PARTITION as u64),
+            until_end: false,
+            dead_letters: None,
+            fail: None,
+            attempts: 1,
+            handler_delay: Duration::ZERO,
+            standalone: false,
+        };
+        members.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            consumer::consume(&conn, &options, &decoders, |event| match event {
+                Event::Assigned(parts) => {
+                    assigned.lock().unwrap_or_else(|p| p.into_inner())[i] = parts
+                }
+                Event::Record(r, _) => seen.push((
+                    rdkafka::Message::partition(r.message),
+                    rdkafka::Message::offset(r.message),
+                )),
+                Event::Idle => {}
+            })
+            .await
+            .map(|_| seen)
+        }));
+    }
+    // Produce only once the group has settled: one partition per member.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let settled = {
+            let a = assigned.lock().unwrap_or_else(|p| p.into_inner());
+            a.iter().all(|p| p.len() == 1) && a.iter().collect::<BTreeSet<_>>().len() == 3
+        };
+        if settled {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            members.iter().for_each(tokio::task::JoinHandle::abort);
+            return Ok((
+                false,
+                false,
+                format!(
+                    "the group did not settle in 30 s: {:?}",
+                    assigned.lock().unwrap_or_else(|p| p.into_inner())
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let records: Vec<OutRecord> = (0..3 * PER_PARTITION)
+        .map(|i| OutRecord {
+            topic: topic.to_string(),
+            partition: Some((i % 3) as i32),
+            value: b"check".to_vec(),
+            ..Default::default()
+        })
+        .collect();
+    producer::produce(&env.conn, &ProduceOptions::default(), records, |_| {}).await?;
+    let mut all = BTreeSet::new();
+    let mut each_one = true;
+    let mut duplicates = 0;
+    for m in members {
+        let seen = m
+            .await
+            .map_err(|e| KafkaError::request("a check consumer", e))??;
+        each_one &= seen.iter().map(|(p, _)| *p).collect::<BTreeSet<_>>().len() == 1;
+        for s in seen {
+            duplicates += usize::from(!all.insert(s));
+        }
+    }
+    let all_once = all.len() == 3 * PER_PARTITION as usize && duplicates == 0;
+    Ok((
+        each_one,
+        all_once,
+        format!(
+            "3 members, {} partition(s) each; {} of {} events seen, {duplicates} twice",
+            if each_one { "one" } else { "not one" },
+            all.len(),
+            3 * PER_PARTITION
+        ),
+    ))
+}
+
+async fn retries_outage(env: &Env) -> Checked {
+    let expected = "1000 events acknowledged across a 0.5 s outage, each stored exactly once";
+    if env
+        .managed
+        .as_ref()
+        .is_none_or(|s| s.bootstrap.to_string() != env.conn.brokers)
+    {
+        return Ok(Outcome::new(
+            false,
+            expected,
+            "cannot stage an outage: the broker is not managed by chinook here",
+        ));
+    }
+    let fault_env = faults::Env {
+        conn: env.conn.clone(),
+        managed: env.managed.clone(),
+    };
+    let scenario = BrokerDown {
+        count: 1000,
+        after: 300,
+        down_for: Duration::from_millis(500),
+        rate: 5000.0,
+        hard: false,
+    };
+    let report = scenario.run(&fault_env, &env.paths).await?;
+    let f = |k: &str| report.figures.get(k).copied().unwrap_or(-1);
+    let observed = format!(
+        "{} acknowledged, {} lost, {} stored twice",
+        f("acked"),
+        f("lost"),
+        f("duplicates")
+    );
+    Ok(Outcome::new(
+        f("acked") == 1000 && f("lost") == 0 && f("duplicates") == 0,
+        expected,
+        observed,
+    ))
+}
+
+async fn routing(env: &Env) -> Checked {
+    let topic = new_scratch("routing");
+    let plan = [crate::kafka::topics::TopicPlan {
+        name: Box::leak(topic.clone().into_boxed_str()),
+        partitions: 1,
+        value_type: None,
+        purpose: "check",
+    }];
+    admin::create_topics(&env.conn, &plan, false).await?;
+    let mut values: Vec<Vec<u8>> = EventKind::ALL
+        .iter()
+        .map(|k| {
+            prost::Message::encode_to_vec(&events::event(
+                *k,
+                &Facts {
+                    id: 5,
+                    ..Default::default()
+                },
+                1,
+            ))
+        })
+        .collect();
+    // And one event of no known type.
+    values.push(prost::Message::encode_to_vec(&CustomerEvent {
+        event_id: events::new_id("evt"),
+        ..Default::default()
+    }));
+    let records = values
+        .into_iter()
+        .map(|value| OutRecord {
+            topic: topic.clone(),
+            key: Some(b"5".to_vec()),
+            value,
+            ..Default::default()
+        })
+        .collect();
+    let result = async {
+        producer::produce(&env.conn, &ProduceOptions::default(), records, |_| {}).await?;
+        let options = ConsumeOptions {
+            group: events::new_id("chinook-check-routing"),
+            topics: vec![topic.clone()],
+            start: StartAt::Start,
+            max: None,
+            until_end: true,
+            dead_letters: None,
+            fail: None,
+            attempts: 1,
+            handler_delay: Duration::ZERO,
+            standalone: true,
+        };
+        let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
+        consumer::consume(&env.conn, &options, &decoders, |_| {}).await
+    }
+    .await;
+    let _ = admin::delete_topics(&env.conn, &[&topic]).await;
+    let summary = result?;
+    let routes = EventKind::ALL
+        .iter()
+        .filter(|k| summary.per_route.get(k.event_type().as_str_name()) == Some(&1))
+        .count();
+    let expected = "5 event types each routed to their handler once; 1 unknown type skipped";
+    let observed = format!(
+        "{routes} of 5 types routed once; {} skipped; {} dead-lettered",
+        summary.skipped, summary.dead_lettered
+    );
+    Ok(Outcome::new(
+        routes == 5 && summary.skipped == 1 && summary.dead_lettered == 0,
+        expected,
+        observed,
+    ))
+}
