@@ -5,10 +5,7 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-const FILES: &[&str] = &[
-    "customer/v1/customer.proto",
-    "events/v1/customer_events.proto",
-];
+const FILES: &[&str] = &["customer/v1/customer.proto", "events/v1/customer_events.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
@@ -39,10 +36,7 @@ fn embed_labs(out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         "/// (directory, lab.toml, README.md) of every lab, in order.\npub const EMBEDDED: &[(&str, &str, &str)] = &[\n",
     );
     for dir in dirs {
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or("lab directory names are UTF-8")?;
+        let name = dir.file_name().and_then(|n| n.to_str()).ok_or("lab directory names are UTF-8")?;
         code += &format!(
             "    ({name:?}, include_str!({:?}), include_str!({:?})),\n",
             dir.join("lab.toml").display().to_string(),

@@ -12,26 +12,18 @@ const ROUNDS: usize = 5;
 
 fn main() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let samples: Vec<Vec<u8>> = [
-        "customer_created",
-        "customer_updated",
-        "customer_deleted",
-        "status_changed",
-        "contact_updated",
-    ]
-    .iter()
-    .map(|n| std::fs::read(format!("{root}/fixtures/events/{n}.bin")).unwrap())
-    .collect();
+    let samples: Vec<Vec<u8>> =
+        ["customer_created", "customer_updated", "customer_deleted", "status_changed", "contact_updated"]
+            .iter()
+            .map(|n| std::fs::read(format!("{root}/fixtures/events/{n}.bin")).unwrap())
+            .collect();
     let mut stream = Vec::new();
     for i in 0..MESSAGES {
         let m = &samples[i % samples.len()];
         framing::write_varint(m.len() as u64, &mut stream);
         stream.extend_from_slice(m);
     }
-    let mut t = Transcoder::new(
-        Schemas::builtin().message(EVENT_TYPE).unwrap(),
-        JsonOptions::default(),
-    );
+    let mut t = Transcoder::new(Schemas::builtin().message(EVENT_TYPE).unwrap(), JsonOptions::default());
     let mut out = Vec::with_capacity(stream.len() * 4);
     let mut best = f64::MAX;
     for _ in 0..ROUNDS {

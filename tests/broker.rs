@@ -31,10 +31,7 @@ async fn produce_batches(p: &FutureProducer, topic: &str, count: usize, batch: u
             .iter()
             .map(|i| {
                 let key = i.to_string();
-                let record = FutureRecord::to(topic)
-                    .partition(0)
-                    .key(&key)
-                    .payload(&value);
+                let record = FutureRecord::to(topic).partition(0).key(&key).payload(&value);
                 p.send_result(record).map_err(|(e, _)| e).unwrap()
             })
             .collect();
@@ -46,17 +43,14 @@ async fn produce_batches(p: &FutureProducer, topic: &str, count: usize, batch: u
 
 fn consumer(b: &TestBroker) -> BaseConsumer {
     let mut c = connection(b).client_config();
-    c.set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10");
+    c.set("group.id", unique("reader")).set("enable.auto.commit", "false").set("fetch.wait.max.ms", "10");
     c.create().unwrap()
 }
 
 /// Reads partition 0 from `from` to `end`, returning the offsets seen.
 fn read_from(c: &BaseConsumer, topic: &str, from: i64, end: i64) -> Vec<i64> {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(from))
-        .unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(from)).unwrap();
     c.assign(&tpl).unwrap();
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -74,33 +68,17 @@ async fn valid_events_are_accepted_and_malformed_ones_rejected_with_invalid_reco
     // The lab topic is schema-bound by name in the registry.
     let topic = chinook::kafka::topics::EVENTS;
     let created =
-        chinook::kafka::admin::create_topics(&connection(b), &chinook::kafka::topics::PLAN, false)
-            .await
-            .unwrap();
-    assert_eq!(
-        created.iter().map(|c| c.partitions).collect::<Vec<_>>(),
-        [3, 1, 1]
-    );
+        chinook::kafka::admin::create_topics(&connection(b), &chinook::kafka::topics::PLAN, false).await.unwrap();
+    assert_eq!(created.iter().map(|c| c.partitions).collect::<Vec<_>>(), [3, 1, 1]);
     let p = producer(b);
-    let ok = p
-        .send(
-            FutureRecord::to(topic).key("1").payload(&event_bytes()),
-            TIMEOUT,
-        )
-        .await;
+    let ok = p.send(FutureRecord::to(topic).key("1").payload(&event_bytes()), TIMEOUT).await;
     assert!(ok.is_ok(), "{ok:?}");
     // One plain (non-idempotent) producer per malformed record: after a rejected
     // batch, tansu fences an idempotent producer (ProducerFenced) instead of
     // letting it go on, so each rejection gets a fresh producer here.
     for bad in [&b"\x0a\xff\xff"[..], b"{\"id\":1}", b"\x0a\x03evt\x27\x01"] {
-        let plain: FutureProducer = connection(b)
-            .client_config()
-            .set("linger.ms", "0")
-            .create()
-            .unwrap();
-        let sent = plain
-            .send(FutureRecord::to(topic).key("1").payload(bad), TIMEOUT)
-            .await;
+        let plain: FutureProducer = connection(b).client_config().set("linger.ms", "0").create().unwrap();
+        let sent = plain.send(FutureRecord::to(topic).key("1").payload(bad), TIMEOUT).await;
         match sent {
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord), _)) => {}
             other => panic!("{bad:?}: expected INVALID_RECORD, got {other:?}"),
@@ -108,28 +86,19 @@ async fn valid_events_are_accepted_and_malformed_ones_rejected_with_invalid_reco
     }
     // And what was accepted decodes as an event.
     let c = consumer(b);
-    let info = chinook::kafka::admin::describe_topic(&connection(b), topic)
-        .await
-        .unwrap();
+    let info = chinook::kafka::admin::describe_topic(&connection(b), topic).await.unwrap();
     assert_eq!(info.records(), 1, "only the valid event is stored");
     let part = info.partitions.iter().find(|p| p.high == 1).unwrap().id;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, part, Offset::Beginning)
-        .unwrap();
+    tpl.add_partition_offset(topic, part, Offset::Beginning).unwrap();
     c.assign(&tpl).unwrap();
     let msg = loop {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             break m.detach();
         }
     };
-    let t = Transcoder::new(
-        Schemas::builtin().message(EVENT_TYPE).unwrap(),
-        JsonOptions::default(),
-    );
-    assert_eq!(
-        t.to_value(&t.decode(msg.payload().unwrap(), 0).unwrap())["eventId"],
-        "evt-0001-created"
-    );
+    let t = Transcoder::new(Schemas::builtin().message(EVENT_TYPE).unwrap(), JsonOptions::default());
+    assert_eq!(t.to_value(&t.decode(msg.payload().unwrap(), 0).unwrap())["eventId"], "evt-0001-created");
 }
 
 /// tansu 0.6.0 as it is: a fetch from inside a batch skips the batch's rest,
@@ -143,16 +112,9 @@ async fn raw_tansu_storage_has_both_bugs() {
     produce_batches(&producer(b), &topic, 30, 10).await;
     let c = consumer(b);
     let seen = read_from(&c, &topic, 5, 30);
-    assert_eq!(
-        seen.first(),
-        Some(&10),
-        "raw storage starts at the next batch, losing offsets 5..10"
-    );
+    assert_eq!(seen.first(), Some(&10), "raw storage starts at the next batch, losing offsets 5..10");
     let (_, high) = c.fetch_watermarks(&topic, 0, TIMEOUT).unwrap();
-    assert_ne!(
-        high, 30,
-        "raw storage's latest offset is not the record count"
-    );
+    assert_ne!(high, 30, "raw storage's latest offset is not the record count");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -164,11 +126,7 @@ async fn fetch_from_every_offset_returns_exactly_the_rest() {
     let c = consumer(b);
     for from in 0..60 {
         let seen = read_from(&c, &topic, from, 60);
-        assert_eq!(
-            seen,
-            (from..60).collect::<Vec<_>>(),
-            "consuming from offset {from}"
-        );
+        assert_eq!(seen, (from..60).collect::<Vec<_>>(), "consuming from offset {from}");
     }
 }
 
@@ -198,35 +156,20 @@ async fn offsets_for_times_point_at_the_first_record_at_or_after() {
     let base = 1_800_000_000_000i64;
     let futures: Vec<_> = (0..10i64)
         .map(|i| {
-            p.send_result(
-                FutureRecord::<(), _>::to(&topic)
-                    .partition(0)
-                    .payload(&value)
-                    .timestamp(base + i * 1000),
-            )
-            .map_err(|(e, _)| e)
-            .unwrap()
+            p.send_result(FutureRecord::<(), _>::to(&topic).partition(0).payload(&value).timestamp(base + i * 1000))
+                .map_err(|(e, _)| e)
+                .unwrap()
         })
         .collect();
     for f in futures {
         f.await.unwrap().unwrap();
     }
     let c = consumer(b);
-    for (at, expected) in [
-        (base - 5, 0),
-        (base + 3000, 3),
-        (base + 3500, 4),
-        (base + 9000, 9),
-    ] {
+    for (at, expected) in [(base - 5, 0), (base + 3000, 3), (base + 3500, 4), (base + 9000, 9)] {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, 0, Offset::Offset(at))
-            .unwrap();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(at)).unwrap();
         let found = c.offsets_for_times(tpl, TIMEOUT).unwrap();
-        assert_eq!(
-            found.elements()[0].offset(),
-            Offset::Offset(expected),
-            "timestamp {at}"
-        );
+        assert_eq!(found.elements()[0].offset(), Offset::Offset(expected), "timestamp {at}");
     }
 }
 
@@ -239,10 +182,7 @@ async fn an_outage_refuses_connections_and_keeps_the_data() {
 
     b.door.outage(Duration::from_secs(30)).await;
     let refused = tokio::net::TcpStream::connect(&b.bootstrap).await;
-    assert_eq!(
-        refused.map(|_| ()).unwrap_err().kind(),
-        std::io::ErrorKind::ConnectionRefused
-    );
+    assert_eq!(refused.map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
     assert!(b.door.state().outage_left_ms > 0);
     b.door.restore().await;
 

@@ -16,23 +16,11 @@ struct Lab {
 
 impl Lab {
     fn new() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            port,
-        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self { dir: tempfile::tempdir().unwrap(), port }
     }
     fn run(&self, args: &[&str]) -> std::process::Output {
-        chinook()
-            .current_dir(self.dir.path())
-            .args(args)
-            .timeout(Duration::from_secs(60))
-            .output()
-            .unwrap()
+        chinook().current_dir(self.dir.path()).args(args).timeout(Duration::from_secs(60)).output().unwrap()
     }
     fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -59,33 +47,18 @@ fn start_status_topics_stop_lifecycle() {
     assert_eq!(started["state"]["bootstrap"], lab.brokers());
     assert_eq!(started["fresh"], true);
     assert!(lab.dir.path().join(".chinook/broker/state.json").exists());
-    assert!(
-        lab.dir
-            .path()
-            .join(".chinook/broker/schemas/customer_events.proto")
-            .exists()
-    );
+    assert!(lab.dir.path().join(".chinook/broker/schemas/customer_events.proto").exists());
 
     // A second start finds it running and says so.
     let again = lab.run(&["broker", "start", "--port", &port, "--format", "json"]);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&again.stdout).unwrap()["fresh"],
-        false
-    );
+    assert_eq!(serde_json::from_slice::<Value>(&again.stdout).unwrap()["fresh"], false);
 
     // Commands find the managed broker of this directory without --brokers.
     let out = lab.run(&["topics", "create", "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = lab.run(&["topics", "create", "--format", "json"]);
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        created
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t["outcome"] == "exists"),
-        "idempotent: {created}"
-    );
+    assert!(created.as_array().unwrap().iter().all(|t| t["outcome"] == "exists"), "idempotent: {created}");
 
     let out = lab.run(&["broker", "status", "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -96,20 +69,11 @@ fn start_status_topics_stop_lifecycle() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["partitions"].as_array().unwrap().len(),
-            )
-        })
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t["partitions"].as_array().unwrap().len()))
         .collect();
     assert_eq!(
         partitions,
-        [
-            ("customer_commands".into(), 1),
-            ("customer_events".into(), 3),
-            ("customer_events.dlq".into(), 1)
-        ]
+        [("customer_commands".into(), 1), ("customer_events".into(), 3), ("customer_events.dlq".into(), 1)]
     );
 
     let out = lab.run(&["topics", "describe", "customer_events", "--format", "json"]);
@@ -117,43 +81,27 @@ fn start_status_topics_stop_lifecycle() {
 
     let out = lab.run(&["broker", "stop"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        TcpListener::bind(("127.0.0.1", lab.port)).is_ok(),
-        "the port is free after stop"
-    );
+    assert!(TcpListener::bind(("127.0.0.1", lab.port)).is_ok(), "the port is free after stop");
     assert!(!lab.dir.path().join(".chinook/broker/state.json").exists());
 
     let out = lab.run(&["broker", "status", "--brokers", &lab.brokers()]);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "status fails when nothing answers: {}",
-        text(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(4), "status fails when nothing answers: {}", text(&out.stderr));
     assert!(text(&out.stderr).contains("chinook broker start"));
 }
 
 #[test]
 fn outage_and_latency_through_the_control_endpoint() {
     let lab = Lab::new();
-    assert!(
-        lab.run(&["broker", "start", "--port", &lab.port.to_string()])
-            .status
-            .success()
-    );
+    assert!(lab.run(&["broker", "start", "--port", &lab.port.to_string()]).status.success());
     let out = lab.run(&["broker", "outage", "--for", "30s"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let refused = std::net::TcpStream::connect(lab.brokers());
-    assert_eq!(
-        refused.map(|_| ()).unwrap_err().kind(),
-        std::io::ErrorKind::ConnectionRefused
-    );
+    assert_eq!(refused.map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
     let out = lab.run(&["broker", "outage", "--end"]);
     assert!(out.status.success());
     let out = lab.run(&["broker", "latency", "250ms"]);
     assert!(out.status.success());
-    let status: Value =
-        serde_json::from_slice(&lab.run(&["broker", "status", "--format", "json"]).stdout).unwrap();
+    let status: Value = serde_json::from_slice(&lab.run(&["broker", "status", "--format", "json"]).stdout).unwrap();
     assert_eq!(status["reachable"], true, "back up after --end: {status}");
     assert_eq!(status["front_door"]["latency_ms"], 250);
     assert_eq!(status["front_door"]["outage_left_ms"], 0);
@@ -167,37 +115,21 @@ fn a_taken_port_names_its_owner() {
     let out = lab.run(&["broker", "start", "--port", &port.to_string()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(
-        err.contains(&format!("port {port} is already in use by")),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!("pid {}", std::process::id())),
-        "names this test process: {err}"
-    );
+    assert!(err.contains(&format!("port {port} is already in use by")), "{err}");
+    assert!(err.contains(&format!("pid {}", std::process::id())), "names this test process: {err}");
     assert!(err.contains("--port"), "{err}");
 }
 
 #[test]
 fn an_unreachable_broker_is_one_clear_error() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let lab = Lab::new();
     let brokers = format!("127.0.0.1:{port}");
     let out = lab.run(&["topics", "list", "--brokers", &brokers]);
     assert_eq!(out.status.code(), Some(4));
     let err = text(&out.stderr);
-    assert!(
-        err.contains(&brokers) && err.contains("chinook broker start"),
-        "{err}"
-    );
-    assert!(
-        err.lines().count() < 12,
-        "one diagnostic, not a wall of logs:\n{err}"
-    );
+    assert!(err.contains(&brokers) && err.contains("chinook broker start"), "{err}");
+    assert!(err.lines().count() < 12, "one diagnostic, not a wall of logs:\n{err}");
 }
 
 #[test]
@@ -214,10 +146,7 @@ fn a_stale_state_file_is_cleared() {
     std::fs::write(dir.join("state.json"), state.to_string()).unwrap();
     let out = lab.run(&["broker", "start", "--port", &lab.port.to_string()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains(&format!(
-        "stale state file: broker pid {} is gone",
-        gone.id()
-    )));
+    assert!(text(&out.stderr).contains(&format!("stale state file: broker pid {} is gone", gone.id())));
 }
 
 /// A stand-in `bufstream` on PATH records how chinook runs it, then fails:
@@ -229,50 +158,23 @@ fn bufstream_engine_runs_serve_with_our_config_and_reports_a_death() {
     let bin = lab.dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = bin.join("bufstream");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\necho \"$@\" > args.txt\necho 'bufstream: boom (stand-in)'\nexit 3\n",
-    )
-    .unwrap();
+    std::fs::write(&script, "#!/bin/sh\necho \"$@\" > args.txt\necho 'bufstream: boom (stand-in)'\nexit 3\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let out = chinook()
         .current_dir(lab.dir.path())
         .env("PATH", path)
-        .args([
-            "broker",
-            "start",
-            "--engine",
-            "bufstream",
-            "--port",
-            &lab.port.to_string(),
-        ])
+        .args(["broker", "start", "--engine", "bufstream", "--port", &lab.port.to_string()])
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("exited during start-up") && err.contains("boom (stand-in)"),
-        "{err}"
-    );
+    assert!(err.contains("exited during start-up") && err.contains("boom (stand-in)"), "{err}");
     let args = std::fs::read_to_string(lab.dir.path().join("args.txt")).unwrap();
     let dir = lab.dir.path().join(".chinook/broker");
-    assert_eq!(
-        args.trim(),
-        format!(
-            "serve --config {0}/bufstream.yaml --schema {0}/proto",
-            dir.display()
-        )
-    );
-    assert!(
-        dir.join("proto/events/v1/customer_events.proto").exists(),
-        "the schemas Bufstream reads are written out"
-    );
-    let config =
-        std::fs::read_to_string(lab.dir.path().join(".chinook/broker/bufstream.yaml")).unwrap();
-    assert!(
-        config.contains(&format!("advertise_address: 127.0.0.1:{}", lab.port)),
-        "{config}"
-    );
+    assert_eq!(args.trim(), format!("serve --config {0}/bufstream.yaml --schema {0}/proto", dir.display()));
+    assert!(dir.join("proto/events/v1/customer_events.proto").exists(), "the schemas Bufstream reads are written out");
+    let config = std::fs::read_to_string(lab.dir.path().join(".chinook/broker/bufstream.yaml")).unwrap();
+    assert!(config.contains(&format!("advertise_address: 127.0.0.1:{}", lab.port)), "{config}");
 }

@@ -8,13 +8,7 @@ use common::*;
 use serde_json::Value;
 
 async fn lab_topics() {
-    chinook::kafka::admin::create_topics(
-        &connection(broker()),
-        &chinook::kafka::topics::PLAN,
-        false,
-    )
-    .await
-    .unwrap();
+    chinook::kafka::admin::create_topics(&connection(broker()), &chinook::kafka::topics::PLAN, false).await.unwrap();
 }
 
 fn run_break(args: &[&str]) -> Value {
@@ -25,18 +19,12 @@ fn run_break(args: &[&str]) -> Value {
         .timeout(Duration::from_secs(180))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "break {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "break {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn figure(report: &Value, name: &str) -> i64 {
-    report["figures"][name]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no figure {name} in {report}"))
+    report["figures"][name].as_i64().unwrap_or_else(|| panic!("no figure {name} in {report}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,24 +34,10 @@ async fn malformed_values_are_rejected_except_the_empty_one() {
     assert_eq!(figure(&r, "sent"), 7);
     assert_eq!(figure(&r, "rejected"), 6);
     assert_eq!(figure(&r, "accepted"), 1);
-    let empty = r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["what"].as_str().unwrap().starts_with("empty"))
-        .unwrap();
-    assert_eq!(
-        empty["observed"], "accepted",
-        "an empty value is a valid protobuf message"
-    );
-    assert!(
-        r["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["as_expected"] == true),
-        "{r}"
-    );
+    let empty =
+        r["checks"].as_array().unwrap().iter().find(|c| c["what"].as_str().unwrap().starts_with("empty")).unwrap();
+    assert_eq!(empty["observed"], "accepted", "an empty value is a valid protobuf message");
+    assert!(r["checks"].as_array().unwrap().iter().all(|c| c["as_expected"] == true), "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -90,47 +64,20 @@ async fn random_keys_reorder_and_customer_keys_do_not() {
 
 #[test]
 fn a_renumbered_schema_decodes_wrong_values_and_the_check_catches_it() {
-    let out = chinook()
-        .args(["break", "schema-break", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = chinook().args(["break", "schema-break", "--format", "json"]).output().unwrap();
     assert!(out.status.success());
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(figure(&r, "breaking_changes"), 2);
-    let name = r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["what"].as_str().unwrap().contains("name"))
-        .unwrap();
-    assert_eq!(
-        name["observed"], "astrid@example.com",
-        "the v1 reader shows the email as the name"
-    );
+    let name = r["checks"].as_array().unwrap().iter().find(|c| c["what"].as_str().unwrap().contains("name")).unwrap();
+    assert_eq!(name["observed"], "astrid@example.com", "the v1 reader shows the email as the name");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_consumer_falls_behind() {
-    let r = run_break(&[
-        "slow-consumer",
-        "--rate",
-        "100",
-        "--for",
-        "2s",
-        "--handler-delay",
-        "40ms",
-    ]);
-    let (published, handled, lag) = (
-        figure(&r, "published"),
-        figure(&r, "handled"),
-        figure(&r, "final_lag"),
-    );
+    let r = run_break(&["slow-consumer", "--rate", "100", "--for", "2s", "--handler-delay", "40ms"]);
+    let (published, handled, lag) = (figure(&r, "published"), figure(&r, "handled"), figure(&r, "final_lag"));
     assert_eq!(published, 200);
-    assert_eq!(
-        lag,
-        published - handled,
-        "lag is exactly what was not handled"
-    );
+    assert_eq!(lag, published - handled, "lag is exactly what was not handled");
     assert!(lag > 0);
 }
 
@@ -142,32 +89,16 @@ struct Managed {
 impl Managed {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            .to_string();
-        let out = chinook()
-            .current_dir(dir.path())
-            .args(["broker", "start", "--port", &port])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+        let out = chinook().current_dir(dir.path()).args(["broker", "start", "--port", &port]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         Self { dir }
     }
 }
 
 impl Drop for Managed {
     fn drop(&mut self) {
-        let _ = chinook()
-            .current_dir(self.dir.path())
-            .args(["broker", "stop"])
-            .output();
+        let _ = chinook().current_dir(self.dir.path()).args(["broker", "stop"]).output();
     }
 }
 
@@ -177,55 +108,27 @@ fn broker_down_five_times_loses_and_doubles_nothing() {
     for run in 0..5 {
         let out = chinook()
             .current_dir(m.dir.path())
-            .args([
-                "break",
-                "broker-down",
-                "--count",
-                "10000",
-                "--for",
-                "2s",
-                "--rate",
-                "5000",
-                "--format",
-                "json",
-            ])
+            .args(["break", "broker-down", "--count", "10000", "--for", "2s", "--rate", "5000", "--format", "json"])
             .timeout(Duration::from_secs(180))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "run {run}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "run {run}: {}", String::from_utf8_lossy(&out.stderr));
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(figure(&r, "acked"), 10_000, "run {run}: {r}");
         assert_eq!(figure(&r, "read_back"), 10_000, "run {run}");
         assert_eq!(figure(&r, "lost"), 0, "run {run}");
         assert_eq!(figure(&r, "duplicates"), 0, "run {run}");
-        assert!(
-            figure(&r, "went_down_after") < 10_000,
-            "the outage came mid-publish (run {run}): {r}"
-        );
+        assert!(figure(&r, "went_down_after") < 10_000, "the outage came mid-publish (run {run}): {r}");
     }
 }
 
 #[test]
 fn broker_down_without_a_managed_broker_says_how_to_start_one() {
     let dir = tempfile::tempdir().unwrap();
-    let out = chinook()
-        .current_dir(dir.path())
-        .args(["break", "broker-down"])
-        .output()
-        .unwrap();
+    let out = chinook().current_dir(dir.path()).args(["break", "broker-down"]).output().unwrap();
     assert_eq!(out.status.code(), Some(4));
-    let err = String::from_utf8_lossy(&out.stderr)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(
-        err.contains("needs a broker started by chinook") && err.contains("chinook broker start"),
-        "{err}"
-    );
+    let err = String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(err.contains("needs a broker started by chinook") && err.contains("chinook broker start"), "{err}");
 }
 
 #[test]
@@ -237,16 +140,9 @@ fn late_responses_duplicate_a_plain_producer_but_not_an_idempotent_one() {
         .timeout(Duration::from_secs(180))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        figure(&r, "plain_duplicates") > 0,
-        "the plain producer's retries were stored again: {r}"
-    );
+    assert!(figure(&r, "plain_duplicates") > 0, "the plain producer's retries were stored again: {r}");
     assert_eq!(figure(&r, "idempotent_stored"), 20);
     assert_eq!(figure(&r, "idempotent_duplicates"), 0);
 }

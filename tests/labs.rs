@@ -15,17 +15,8 @@ fn every_lab_manifest_is_valid() {
     let labs = chinook::labs::all().unwrap();
     assert!(!labs.is_empty());
     for lab in &labs {
-        assert_eq!(
-            chinook::labs::lint(lab),
-            Vec::<String>::new(),
-            "lab {}",
-            lab.number
-        );
-        assert_eq!(
-            lab.conditions.len(),
-            5,
-            "Stream Day labs have five victory conditions"
-        );
+        assert_eq!(chinook::labs::lint(lab), Vec::<String>::new(), "lab {}", lab.number);
+        assert_eq!(lab.conditions.len(), 5, "Stream Day labs have five victory conditions");
     }
     let lab1 = chinook::labs::find(1).unwrap();
     assert!(lab1.readme.contains("Victory conditions"));
@@ -39,16 +30,8 @@ struct Student {
 
 impl Student {
     fn new() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            .to_string();
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            port,
-        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+        Self { dir: tempfile::tempdir().unwrap(), port }
     }
     fn run(&self, args: &[&str]) -> std::process::Output {
         chinook()
@@ -61,11 +44,7 @@ impl Student {
     }
     fn ok(&self, args: &[&str]) {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "chinook {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "chinook {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     fn start(&self, extra: &[&str]) {
         let mut args = vec!["broker", "start", "--port", &self.port];
@@ -90,21 +69,13 @@ impl Drop for Student {
 }
 
 fn condition<'a>(v: &'a Value, id: &str) -> &'a Value {
-    v["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap()
+    v["conditions"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()
 }
 
 fn assert_fails(v: &Value, id: &str, observed_part: &str) {
     let c = condition(v, id);
     assert_eq!(c["passed"], false, "{id} should fail: {c}");
-    assert!(
-        c["observed"].as_str().unwrap().contains(observed_part),
-        "{id}: {c}"
-    );
+    assert!(c["observed"].as_str().unwrap().contains(observed_part), "{id}: {c}");
     assert!(!c["hint"].as_str().unwrap().is_empty());
 }
 
@@ -131,13 +102,7 @@ fn condition_2_fails_with_missing_or_wrong_topics_and_without_enforcement() {
     assert_fails(&v, "schema", "customer_events (missing)");
     s.ok(&["topics", "create", "customer_events", "--partitions", "1"]);
     s.ok(&["topics", "create", "customer_commands", "--partitions", "1"]);
-    s.ok(&[
-        "topics",
-        "create",
-        "customer_events.dlq",
-        "--partitions",
-        "1",
-    ]);
+    s.ok(&["topics", "create", "customer_events.dlq", "--partitions", "1"]);
     let (_, v) = s.verify(&[]);
     assert_fails(&v, "schema", "customer_events (1)");
     // Repair the topics, but run the broker without enforcement.
@@ -163,15 +128,7 @@ fn condition_3_checks_the_students_own_group() {
     s.ok(&["produce", "customer-created", "--count", "30"]);
     let (_, v) = s.verify(&["--group", "students-own"]);
     assert_fails(&v, "parallel", "group students-own: 0 partitions committed");
-    s.ok(&[
-        "consume",
-        "--group",
-        "students-own",
-        "--offset",
-        "start",
-        "--until-end",
-        "-q",
-    ]);
+    s.ok(&["consume", "--group", "students-own", "--offset", "start", "--until-end", "-q"]);
     let (_, v) = s.verify(&["--group", "students-own"]);
     assert_eq!(condition(&v, "parallel")["passed"], true, "{v}");
 }
@@ -192,30 +149,13 @@ fn condition_4_needs_a_broker_it_can_take_down() {
 #[test]
 fn journal_entries_are_appended_with_lab_and_step() {
     let s = Student::new();
-    s.ok(&[
-        "journal",
-        "add",
-        "the restart lost my events",
-        "--lab",
-        "1",
-        "--step",
-        "5",
-    ]);
+    s.ok(&["journal", "add", "the restart lost my events", "--lab", "1", "--step", "5"]);
     s.ok(&["journal", "add", "dedupe on event id fixed the doubles"]);
     let journal = std::fs::read_to_string(s.dir.path().join("JOURNAL.md")).unwrap();
-    assert!(
-        journal.contains("## Template"),
-        "created from the workshop template"
-    );
-    assert!(
-        journal.contains("· Lab 1, step 5\n\nthe restart lost my events"),
-        "{journal}"
-    );
+    assert!(journal.contains("## Template"), "created from the workshop template");
+    assert!(journal.contains("· Lab 1, step 5\n\nthe restart lost my events"), "{journal}");
     let shown = String::from_utf8(s.run(&["journal"]).stdout).unwrap();
-    assert!(
-        shown.contains("the restart lost my events") && shown.contains("dedupe on event id"),
-        "{shown}"
-    );
+    assert!(shown.contains("the restart lost my events") && shown.contains("dedupe on event id"), "{shown}");
 }
 
 #[test]
@@ -224,10 +164,7 @@ fn without_a_terminal_the_walkthrough_prints_the_steps_and_reset_asks_for_yes() 
     let out = s.run(&["lab", "1"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("1. Start a broker") && text.contains("$ chinook topics create"),
-        "{text}"
-    );
+    assert!(text.contains("1. Start a broker") && text.contains("$ chinook topics create"), "{text}");
     let out = s.run(&["lab", "1", "reset"]);
     assert_eq!(out.status.code(), Some(2), "no prompt without a terminal");
     s.ok(&["lab", "1", "reset", "--yes"]);
@@ -237,10 +174,7 @@ fn without_a_terminal_the_walkthrough_prints_the_steps_and_reset_asks_for_yes() 
 
 fn walkthrough(dir: &Path, port: &str) -> rexpect::session::PtySession {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"));
-    cmd.current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("CHINOOK_BROKERS", format!("127.0.0.1:{port}"))
-        .args(["lab", "1"]);
+    cmd.current_dir(dir).env("NO_COLOR", "1").env("CHINOOK_BROKERS", format!("127.0.0.1:{port}")).args(["lab", "1"]);
     rexpect::session::spawn_command(cmd, Some(60_000)).unwrap()
 }
 
@@ -262,8 +196,7 @@ fn the_walkthrough_runs_in_a_terminal_and_resumes() {
     p.exp_string("Step 2/6").unwrap();
     p.exp_string("Create the topics").unwrap();
     p.send_line("r").unwrap();
-    p.exp_string("customer_events (3), customer_commands (1), customer_events.dlq (1)")
-        .unwrap();
+    p.exp_string("customer_events (3), customer_commands (1), customer_events.dlq (1)").unwrap();
     p.exp_string("Step 3/6").unwrap();
     p.send_line("q").unwrap();
     p.exp_string("resumes at step 3").unwrap();

@@ -24,11 +24,7 @@ fn run(args: &[&str]) -> Output {
 
 fn ok(args: &[&str]) -> Output {
     let out = run(args);
-    assert!(
-        out.status.success(),
-        "chinook {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "chinook {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -40,11 +36,7 @@ fn lines(out: &Output) -> Vec<Value> {
 }
 
 fn header<'a>(record: &'a Value, name: &str) -> Option<&'a str> {
-    record["headers"]
-        .as_array()?
-        .iter()
-        .find(|h| h[0] == name)
-        .and_then(|h| h[1].as_str())
+    record["headers"].as_array()?.iter().find(|h| h[0] == name).and_then(|h| h[1].as_str())
 }
 
 async fn topic(partitions: i32) -> String {
@@ -73,13 +65,7 @@ fn consume_all(topic: &str, group: &str, type_name: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_event_kind_and_command_round_trips_with_key_and_headers() {
     let events = topic(3).await;
-    let kinds = [
-        "customer-created",
-        "customer-updated",
-        "customer-deleted",
-        "status-changed",
-        "contact-updated",
-    ];
+    let kinds = ["customer-created", "customer-updated", "customer-deleted", "status-changed", "contact-updated"];
     for (i, kind) in kinds.iter().enumerate() {
         let id = (10 + i).to_string();
         ok(&[
@@ -101,26 +87,16 @@ async fn every_event_kind_and_command_round_trips_with_key_and_headers() {
     assert_eq!(seen.len(), 5);
     for (i, kind) in kinds.iter().enumerate() {
         let id = (10 + i).to_string();
-        let r = seen
-            .iter()
-            .find(|r| r["key"] == id.as_str())
-            .unwrap_or_else(|| panic!("no record for {kind}"));
+        let r = seen.iter().find(|r| r["key"] == id.as_str()).unwrap_or_else(|| panic!("no record for {kind}"));
         let v = &r["value"];
-        let expected_type = format!(
-            "CUSTOMER_EVENT_TYPE_{}",
-            kind.trim_start_matches("customer-")
-                .replace('-', "_")
-                .to_uppercase()
-        );
+        let expected_type =
+            format!("CUSTOMER_EVENT_TYPE_{}", kind.trim_start_matches("customer-").replace('-', "_").to_uppercase());
         assert_eq!(v["eventType"], expected_type.as_str(), "{kind}");
         assert_eq!(header(r, "event-type"), Some(expected_type.as_str()));
         assert_eq!(header(r, "aggregate-type"), Some("customer"));
         assert_eq!(header(r, "content-type"), Some("application/x-protobuf"));
         assert_eq!(header(r, "correlation-id"), Some("corr-1"));
-        assert_eq!(
-            header(r, "event-version"),
-            Some(v["version"].as_str().unwrap())
-        );
+        assert_eq!(header(r, "event-version"), Some(v["version"].as_str().unwrap()));
         assert_eq!(v["aggregateId"], id.as_str());
         assert_eq!(v["correlationId"], "corr-1");
         assert_eq!(r["outcome"], "handled");
@@ -139,81 +115,30 @@ async fn every_event_kind_and_command_round_trips_with_key_and_headers() {
     assert_eq!(deleted["value"]["customerDeleted"]["reason"], "because");
 
     let commands = topic(1).await;
-    for (i, kind) in ["create-customer", "update-customer", "delete-customer"]
-        .iter()
-        .enumerate()
-    {
-        ok(&[
-            "produce",
-            kind,
-            "--id",
-            &(20 + i).to_string(),
-            "--topic",
-            &commands,
-        ]);
+    for (i, kind) in ["create-customer", "update-customer", "delete-customer"].iter().enumerate() {
+        ok(&["produce", kind, "--id", &(20 + i).to_string(), "--topic", &commands]);
     }
     let seen = consume_all(&commands, &unique("g"), COMMAND);
-    let routes: Vec<&str> = seen
-        .iter()
-        .map(|r| header(r, "command-type").unwrap())
-        .collect();
-    assert_eq!(
-        routes,
-        ["CREATE_CUSTOMER", "UPDATE_CUSTOMER", "DELETE_CUSTOMER"],
-        "one partition keeps the order"
-    );
+    let routes: Vec<&str> = seen.iter().map(|r| header(r, "command-type").unwrap()).collect();
+    assert_eq!(routes, ["CREATE_CUSTOMER", "UPDATE_CUSTOMER", "DELETE_CUSTOMER"], "one partition keeps the order");
     assert!(seen[0]["value"]["createCustomer"]["customer"]["name"].is_string());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn versions_follow_each_customers_history() {
     let events = topic(3).await;
-    ok(&[
-        "produce",
-        "customer-created",
-        "--id",
-        "7",
-        "--topic",
-        &events,
-    ]);
-    ok(&[
-        "produce",
-        "customer-updated",
-        "--id",
-        "7",
-        "--topic",
-        &events,
-        "--count",
-        "3",
-        "--ids",
-        "fixed",
-    ]);
+    ok(&["produce", "customer-created", "--id", "7", "--topic", &events]);
+    ok(&["produce", "customer-updated", "--id", "7", "--topic", &events, "--count", "3", "--ids", "fixed"]);
     ok(&["produce", "status-changed", "--id", "7", "--topic", &events]);
     let seen = consume_all(&events, &unique("g"), EVENT);
-    let versions: Vec<&str> = seen
-        .iter()
-        .map(|r| r["value"]["version"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        versions,
-        ["1", "2", "3", "4", "5"],
-        "one key, one partition, versions in order"
-    );
+    let versions: Vec<&str> = seen.iter().map(|r| r["value"]["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["1", "2", "3", "4", "5"], "one key, one partition, versions in order");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jsonl_written_by_consume_is_produced_back_losslessly() {
     let a = topic(3).await;
-    ok(&[
-        "produce",
-        "customer-created",
-        "--count",
-        "20",
-        "--id",
-        "100",
-        "--topic",
-        &a,
-    ]);
+    ok(&["produce", "customer-created", "--count", "20", "--id", "100", "--topic", &a]);
     let first = consume_all(&a, &unique("g"), EVENT);
     // Replay into a second topic with the same partitions.
     let b = topic(3).await;
@@ -226,36 +151,17 @@ async fn jsonl_written_by_consume_is_produced_back_losslessly() {
         })
         .collect();
     let out = chinook()
-        .args([
-            "produce",
-            "--input",
-            "-",
-            "--type",
-            EVENT,
-            "--brokers",
-            &broker().bootstrap,
-        ])
+        .args(["produce", "--input", "-", "--type", EVENT, "--brokers", &broker().bootstrap])
         .write_stdin(replay)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let second = consume_all(&b, &unique("g"), EVENT);
     let strip = |rs: &[Value]| -> Vec<Value> {
         let mut v: Vec<Value> = rs
             .iter()
             .map(|r| {
-                serde_json::json!([
-                    r["partition"],
-                    r["offset"],
-                    r["key"],
-                    r["headers"],
-                    r["timestamp"],
-                    r["value"]
-                ])
+                serde_json::json!([r["partition"], r["offset"], r["key"], r["headers"], r["timestamp"], r["value"]])
             })
             .collect();
         v.sort_by_key(|x| x.to_string());
@@ -302,10 +208,7 @@ async fn three_consumers_in_a_group_share_three_partitions_exactly_once() {
             let (stderr, tx) = (child.stderr.take().unwrap(), tx.clone());
             std::thread::spawn(move || {
                 use std::io::BufRead;
-                for line in std::io::BufReader::new(stderr)
-                    .lines()
-                    .map_while(Result::ok)
-                {
+                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                     let _ = tx.send((i, line));
                 }
             });
@@ -315,14 +218,10 @@ async fn three_consumers_in_a_group_share_three_partitions_exactly_once() {
     // Wait until the group has settled, as each member reports its assignment,
     // before producing: one partition each, the three together covering all.
     let mut latest = [String::new(), String::new(), String::new()];
-    while !(latest
-        .iter()
-        .all(|a| !a.is_empty() && !a.contains(',') && a != "nothing")
+    while !(latest.iter().all(|a| !a.is_empty() && !a.contains(',') && a != "nothing")
         && latest.iter().collect::<BTreeSet<_>>().len() == 3)
     {
-        let (i, line) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the consumers report their assignments");
+        let (i, line) = rx.recv_timeout(Duration::from_secs(60)).expect("the consumers report their assignments");
         if let Some(parts) = line.split("assigned: ").nth(1) {
             latest[i] = parts.trim().to_string();
         }
@@ -337,75 +236,35 @@ async fn three_consumers_in_a_group_share_three_partitions_exactly_once() {
             ..Default::default()
         })
         .collect();
-    let report = producer::produce(&conn, &ProduceOptions::default(), records, |_| {})
-        .await
-        .unwrap();
+    let report = producer::produce(&conn, &ProduceOptions::default(), records, |_| {}).await.unwrap();
     assert_eq!(report.acked, 300);
     let mut all = BTreeSet::new();
     for child in children {
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let seen = lines(&out);
-        let partitions: BTreeSet<i64> = seen
-            .iter()
-            .map(|r| r["partition"].as_i64().unwrap())
-            .collect();
-        assert_eq!(
-            partitions.len(),
-            1,
-            "each member reads one partition: {partitions:?}"
-        );
+        let partitions: BTreeSet<i64> = seen.iter().map(|r| r["partition"].as_i64().unwrap()).collect();
+        assert_eq!(partitions.len(), 1, "each member reads one partition: {partitions:?}");
         for r in seen {
-            assert!(
-                all.insert((
-                    r["partition"].as_i64().unwrap(),
-                    r["offset"].as_i64().unwrap()
-                )),
-                "{r} seen twice"
-            );
+            assert!(all.insert((r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap())), "{r} seen twice");
         }
     }
-    let expected: BTreeSet<(i64, i64)> =
-        (0..3).flat_map(|p| (0..100).map(move |o| (p, o))).collect();
+    let expected: BTreeSet<(i64, i64)> = (0..3).flat_map(|p| (0..100).map(move |o| (p, o))).collect();
     assert_eq!(all, expected, "every record once");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_consumer_resumes_after_its_last_commit() {
     let name = topic(1).await;
-    ok(&[
-        "produce",
-        "customer-created",
-        "--count",
-        "50",
-        "--id",
-        "1",
-        "--topic",
-        &name,
-    ]);
+    ok(&["produce", "customer-created", "--count", "50", "--id", "1", "--topic", &name]);
     let group = unique("resume");
     let first = lines(&ok(&[
-        "consume", "--topic", &name, "--group", &group, "--type", EVENT, "--max", "20", "--format",
-        "jsonl",
+        "consume", "--topic", &name, "--group", &group, "--type", EVENT, "--max", "20", "--format", "jsonl",
     ]));
     let second = consume_all(&name, &group, EVENT);
-    let offsets = |rs: &[Value]| {
-        rs.iter()
-            .map(|r| r["offset"].as_i64().unwrap())
-            .collect::<Vec<_>>()
-    };
+    let offsets = |rs: &[Value]| rs.iter().map(|r| r["offset"].as_i64().unwrap()).collect::<Vec<_>>();
     assert_eq!(offsets(&first), (0..20).collect::<Vec<_>>());
-    assert_eq!(
-        offsets(&second),
-        (20..50).collect::<Vec<_>>(),
-        "no record twice, none lost"
-    );
+    assert_eq!(offsets(&second), (20..50).collect::<Vec<_>>(), "no record twice, none lost");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -426,18 +285,9 @@ async fn an_undecodable_record_goes_to_the_dead_letter_topic_and_the_consumer_go
         })
         .collect();
     // Not a schema-bound topic: the broker lets the bad bytes through, the consumer must cope.
-    assert_eq!(
-        producer::produce(&connection(b), &ProduceOptions::default(), records, |_| {})
-            .await
-            .unwrap()
-            .acked,
-        3
-    );
+    assert_eq!(producer::produce(&connection(b), &ProduceOptions::default(), records, |_| {}).await.unwrap().acked, 3);
     let seen = consume_all(&name, &unique("g"), EVENT);
-    let outcomes: Vec<&str> = seen
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap())
-        .collect();
+    let outcomes: Vec<&str> = seen.iter().map(|r| r["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["handled", "dead_lettered", "handled"]);
     let parked = lines(&ok(&[
         "consume",
@@ -451,23 +301,10 @@ async fn an_undecodable_record_goes_to_the_dead_letter_topic_and_the_consumer_go
         "--no-dlq",
     ]));
     assert_eq!(parked.len(), 1);
-    assert!(
-        header(&parked[0], "dlq-reason")
-            .unwrap()
-            .contains("undecodable"),
-        "{}",
-        parked[0]
-    );
+    assert!(header(&parked[0], "dlq-reason").unwrap().contains("undecodable"), "{}", parked[0]);
     assert_eq!(header(&parked[0], "dlq-original-offset"), Some("1"));
-    assert_eq!(
-        header(&parked[0], "dlq-original-topic"),
-        Some(name.as_str())
-    );
-    assert_eq!(
-        parked[0]["value_bytes"],
-        serde_json::json!({"base64": "Cv//"}),
-        "the bad bytes, unchanged"
-    );
+    assert_eq!(header(&parked[0], "dlq-original-topic"), Some(name.as_str()));
+    assert_eq!(parked[0]["value_bytes"], serde_json::json!({"base64": "Cv//"}), "the bad bytes, unchanged");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -498,13 +335,7 @@ async fn a_handler_that_keeps_failing_dead_letters_after_its_attempts() {
     ]);
     let outcomes: Vec<String> = lines(&out)
         .iter()
-        .map(|r| {
-            format!(
-                "{}:{}",
-                r["key"].as_str().unwrap(),
-                r["outcome"].as_str().unwrap()
-            )
-        })
+        .map(|r| format!("{}:{}", r["key"].as_str().unwrap(), r["outcome"].as_str().unwrap()))
         .collect();
     assert_eq!(outcomes, ["1:handled", "2:dead_lettered", "3:handled"]);
     let reason = lines(&out)[1]["reason"].as_str().unwrap().to_string();
@@ -514,25 +345,11 @@ async fn a_handler_that_keeps_failing_dead_letters_after_its_attempts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn lag_and_resets() {
     let name = topic(1).await;
-    ok(&[
-        "produce",
-        "customer-created",
-        "--count",
-        "40",
-        "--id",
-        "1",
-        "--topic",
-        &name,
-    ]);
+    ok(&["produce", "customer-created", "--count", "40", "--id", "1", "--topic", &name]);
     let group = unique("lag");
-    ok(&[
-        "consume", "--topic", &name, "--group", &group, "--type", EVENT, "--max", "10", "--format",
-        "jsonl",
-    ]);
-    let describe = || -> Value {
-        serde_json::from_slice(&ok(&["group", "describe", &group, "--format", "json"]).stdout)
-            .unwrap()
-    };
+    ok(&["consume", "--topic", &name, "--group", &group, "--type", EVENT, "--max", "10", "--format", "jsonl"]);
+    let describe =
+        || -> Value { serde_json::from_slice(&ok(&["group", "describe", &group, "--format", "json"]).stdout).unwrap() };
     let d = describe();
     assert_eq!(d["total_lag"], 30);
     assert_eq!(d["partitions"][0]["committed"], 10);
@@ -540,60 +357,27 @@ async fn lag_and_resets() {
     assert_eq!(describe()["total_lag"], 0);
 
     let plan: Value = serde_json::from_slice(
-        &ok(&[
-            "group", "reset", &group, "--to", "start", "--topic", &name, "--format", "json",
-        ])
-        .stdout,
+        &ok(&["group", "reset", &group, "--to", "start", "--topic", &name, "--format", "json"]).stdout,
     )
     .unwrap();
     assert_eq!(plan[0]["from"], 40);
     assert_eq!(plan[0]["to"], 0);
     assert_eq!(describe()["total_lag"], 0, "a dry run changes nothing");
-    ok(&[
-        "group",
-        "reset",
-        &group,
-        "--to",
-        "start",
-        "--topic",
-        &name,
-        "--execute",
-    ]);
+    ok(&["group", "reset", &group, "--to", "start", "--topic", &name, "--execute"]);
     assert_eq!(describe()["total_lag"], 40);
-    ok(&[
-        "group",
-        "reset",
-        &group,
-        "--to",
-        "25",
-        "--topic",
-        &name,
-        "--execute",
-    ]);
+    ok(&["group", "reset", &group, "--to", "25", "--topic", &name, "--execute"]);
     assert_eq!(describe()["partitions"][0]["committed"], 25);
 }
 
 #[test]
 fn producing_to_an_unreachable_broker_fails_clearly() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out = chinook()
-        .args([
-            "produce",
-            "customer-created",
-            "--brokers",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(["produce", "customer-created", "--brokers", &format!("127.0.0.1:{port}")])
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("127.0.0.1:{port}")) && err.contains("chinook broker start"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("chinook broker start"), "{err}");
 }

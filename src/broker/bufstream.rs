@@ -16,9 +16,7 @@ const TEMPLATE: &str = include_str!("../../fixtures/bufstream/bufstream.yaml");
 
 /// The bufstream.yaml for a broker listening on `internal` and advertising `advertised`.
 pub fn config(internal: SocketAddr, advertised: SocketAddr) -> String {
-    TEMPLATE
-        .replace("127.0.0.1:19092", &internal.to_string())
-        .replace("127.0.0.1:9092", &advertised.to_string())
+    TEMPLATE.replace("127.0.0.1:19092", &internal.to_string()).replace("127.0.0.1:9092", &advertised.to_string())
 }
 
 /// `bufstream serve -c <config> --schema <dir>` as program and arguments.
@@ -50,9 +48,7 @@ pub fn write_protos(dir: &Path) -> Result<(), super::BrokerError> {
 /// The first `bufstream` on PATH.
 pub fn find_binary() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("bufstream"))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join("bufstream")).find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -61,10 +57,7 @@ mod tests {
 
     #[test]
     fn config_listens_inside_and_advertises_the_front_door() {
-        let text = config(
-            "127.0.0.1:40001".parse().unwrap(),
-            "127.0.0.1:9092".parse().unwrap(),
-        );
+        let text = config("127.0.0.1:40001".parse().unwrap(), "127.0.0.1:9092".parse().unwrap());
         assert!(text.contains("version: v1beta1"));
         assert!(text.contains("listen_address: 127.0.0.1:40001"), "{text}");
         assert!(text.contains("advertise_address: 127.0.0.1:9092"), "{text}");
@@ -78,15 +71,6 @@ mod tests {
             Path::new("proto"),
         );
         assert_eq!(bin, Path::new("/usr/bin/bufstream"));
-        assert_eq!(
-            args,
-            [
-                "serve",
-                "--config",
-                ".chinook/broker/bufstream.yaml",
-                "--schema",
-                "proto"
-            ]
-        );
+        assert_eq!(args, ["serve", "--config", ".chinook/broker/bufstream.yaml", "--schema", "proto"]);
     }
 }

@@ -29,21 +29,12 @@ pub enum Request {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
-    Status {
-        pid: u32,
-        uptime_ms: u64,
-        door: DoorState,
-    },
+    Status { pid: u32, uptime_ms: u64, door: DoorState },
     Done,
 }
 
 /// Serves requests until the process ends; a `Stop` is passed on to `stop`.
-pub async fn serve(
-    listener: TcpListener,
-    door: FrontDoor,
-    started: std::time::Instant,
-    stop: mpsc::Sender<()>,
-) {
+pub async fn serve(listener: TcpListener, door: FrontDoor, started: std::time::Instant, stop: mpsc::Sender<()>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -101,13 +92,7 @@ pub async fn request(addr: SocketAddr, request: &Request) -> Result<Reply, Broke
     };
     match tokio::time::timeout(Duration::from_secs(3), call).await {
         Ok(Ok(reply)) => Ok(reply),
-        Ok(Err(e)) => Err(BrokerError::Control {
-            addr,
-            reason: e.to_string(),
-        }),
-        Err(_) => Err(BrokerError::Control {
-            addr,
-            reason: "no reply within 3 s".into(),
-        }),
+        Ok(Err(e)) => Err(BrokerError::Control { addr, reason: e.to_string() }),
+        Err(_) => Err(BrokerError::Control { addr, reason: "no reply within 3 s".into() }),
     }
 }

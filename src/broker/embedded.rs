@@ -46,14 +46,9 @@ pub fn write_registry(dir: &Path) -> Result<(), BrokerError> {
     std::fs::create_dir_all(dir).map_err(|e| BrokerError::io(dir, e))?;
     for topic in PLAN.iter() {
         if let Some(type_name) = topic.value_type {
-            let desc = schemas
-                .message(type_name)
-                .expect("the plan names built-in types");
+            let desc = schemas.message(type_name).expect("the plan names built-in types");
             // The topic itself, and the check topic `chinook lab verify` publishes a valid value to.
-            for name in [
-                topic.name.to_string(),
-                format!("{}{}", crate::kafka::topics::CHECK_PREFIX, topic.name),
-            ] {
+            for name in [topic.name.to_string(), format!("{}{}", crate::kafka::topics::CHECK_PREFIX, topic.name)] {
                 let path = dir.join(format!("{name}.proto"));
                 std::fs::write(&path, super::registry::value_schema(&name, &desc))
                     .map_err(|e| BrokerError::io(&path, e))?;
@@ -73,23 +68,15 @@ pub async fn start(
     registry: Option<&Path>,
     corrected: bool,
 ) -> Result<Embedded, BrokerError> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| BrokerError::Io {
-        what: what.to_string(),
-        reason: e.to_string(),
-    };
-    let advertised = door_listener
-        .local_addr()
-        .map_err(|e| fail("reading the front door address", &e))?;
+    let fail =
+        |what: &str, e: &dyn std::fmt::Display| BrokerError::Io { what: what.to_string(), reason: e.to_string() };
+    let advertised = door_listener.local_addr().map_err(|e| fail("reading the front door address", &e))?;
     let internal = {
-        let probe = StdListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| fail("finding a free internal port", &e))?;
-        probe
-            .local_addr()
-            .map_err(|e| fail("finding a free internal port", &e))?
+        let probe =
+            StdListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| fail("finding a free internal port", &e))?;
+        probe.local_addr().map_err(|e| fail("finding a free internal port", &e))?
     };
-    let url = |addr: SocketAddr| {
-        Url::parse(&format!("tcp://{addr}")).expect("socket addresses make valid URLs")
-    };
+    let url = |addr: SocketAddr| Url::parse(&format!("tcp://{addr}")).expect("socket addresses make valid URLs");
     let schema_registry = match registry {
         Some(dir) => {
             let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
@@ -108,12 +95,8 @@ pub async fn start(
         .build()
         .await
         .map_err(|e| fail("creating the in-memory storage", &e))?;
-    let incarnation = Uuid::from_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
+    let incarnation =
+        Uuid::from_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
     let urls = (url(internal), url(advertised));
     let (failed, task) = if corrected {
         spawn_broker(Corrected::new(container), urls, incarnation)?
@@ -134,13 +117,8 @@ pub async fn start(
         _ = failed.notified() => return Err(BrokerError::Io { what: "starting the embedded broker".into(), reason: "it stopped during start-up (see the log)".into() }),
         _ = tokio::time::sleep(Duration::from_secs(10)) => return Err(BrokerError::Io { what: "starting the embedded broker".into(), reason: "it did not listen within 10 s".into() }),
     }
-    let door = FrontDoor::start(door_listener, internal)
-        .map_err(|e| fail("starting the front door", &e))?;
-    Ok(Embedded {
-        door,
-        internal,
-        task,
-    })
+    let door = FrontDoor::start(door_listener, internal).map_err(|e| fail("starting the front door", &e))?;
+    Ok(Embedded { door, internal, task })
 }
 
 type Spawned = (Arc<tokio::sync::Notify>, JoinHandle<()>);
@@ -151,19 +129,9 @@ fn spawn_broker<S: tansu_storage::Storage + Clone>(
     (listener, advertised): (Url, Url),
     incarnation: Uuid,
 ) -> Result<Spawned, BrokerError> {
-    let groups = Controller::with_storage(storage.clone()).map_err(|e| BrokerError::Io {
-        what: "creating the group coordinator".into(),
-        reason: e.to_string(),
-    })?;
-    let mut broker = Broker::new(
-        NODE_ID,
-        CLUSTER_ID,
-        listener,
-        advertised,
-        storage,
-        groups,
-        incarnation,
-    );
+    let groups = Controller::with_storage(storage.clone())
+        .map_err(|e| BrokerError::Io { what: "creating the group coordinator".into(), reason: e.to_string() })?;
+    let mut broker = Broker::new(NODE_ID, CLUSTER_ID, listener, advertised, storage, groups, incarnation);
     let failed = Arc::new(tokio::sync::Notify::new());
     let failed_signal = failed.clone();
     let task = tokio::spawn(async move {

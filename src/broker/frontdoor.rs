@@ -78,48 +78,29 @@ impl FrontDoor {
     /// Closes every connection and refuses new ones for `duration`; returns
     /// once the listening socket is closed.
     pub async fn outage(&self, duration: Duration) {
-        *self
-            .shared
-            .down_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + duration);
+        *self.shared.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + duration);
         self.shared.epoch.send_modify(|e| *e += 1);
         self.shared.changed.notify_one();
-        let _ = self
-            .shared
-            .listening
-            .subscribe()
-            .wait_for(|open| !open)
-            .await;
+        let _ = self.shared.listening.subscribe().wait_for(|open| !open).await;
     }
 
     /// Ends an outage early; returns once the port accepts connections again.
     pub async fn restore(&self) {
-        *self
-            .shared
-            .down_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+        *self.shared.down_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.shared.changed.notify_one();
-        let _ = self
-            .shared
-            .listening
-            .subscribe()
-            .wait_for(|open| *open)
-            .await;
+        let _ = self.shared.listening.subscribe().wait_for(|open| *open).await;
     }
 
     /// Delays every response chunk by `latency` (zero turns it off).
     pub fn set_latency(&self, latency: Duration) {
-        self.shared
-            .latency_ms
-            .store(latency.as_millis() as u64, Ordering::Relaxed);
+        self.shared.latency_ms.store(latency.as_millis() as u64, Ordering::Relaxed);
     }
 
     pub fn state(&self) -> DoorState {
-        let left = self.shared.down_until().map_or(0, |until| {
-            until.saturating_duration_since(Instant::now()).as_millis() as u64
-        });
+        let left = self
+            .shared
+            .down_until()
+            .map_or(0, |until| until.saturating_duration_since(Instant::now()).as_millis() as u64);
         DoorState {
             outage_left_ms: left,
             latency_ms: self.shared.latency_ms.load(Ordering::Relaxed),

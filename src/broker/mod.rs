@@ -59,11 +59,7 @@ pub enum BrokerError {
 
     #[error("the broker process exited during start-up (exit status: {status})")]
     #[diagnostic(code(chinook::broker::died), help("last lines of {log}:\n{tail}"))]
-    DiedAtStart {
-        status: String,
-        log: String,
-        tail: String,
-    },
+    DiedAtStart { status: String, log: String, tail: String },
 
     #[error("no chinook-managed broker is running here (no {state})")]
     #[diagnostic(
@@ -77,9 +73,7 @@ pub enum BrokerError {
     #[error("the broker's control endpoint at {addr} did not answer: {reason}")]
     #[diagnostic(
         code(chinook::broker::control),
-        help(
-            "the process may have died: `chinook broker status` tells, `chinook broker logs` shows why"
-        )
+        help("the process may have died: `chinook broker status` tells, `chinook broker logs` shows why")
     )]
     Control { addr: SocketAddr, reason: String },
 
@@ -96,21 +90,14 @@ pub enum BrokerError {
     )]
     NoBufstream,
 
-    #[error(
-        "{feature} needs a broker started by chinook (embedded or bufstream); this one is {engine}"
-    )]
-    #[diagnostic(
-        code(chinook::broker::unsupported),
-        help("start one with `chinook broker start`")
-    )]
+    #[error("{feature} needs a broker started by chinook (embedded or bufstream); this one is {engine}")]
+    #[diagnostic(code(chinook::broker::unsupported), help("start one with `chinook broker start`"))]
     Unsupported { feature: String, engine: String },
 
     #[error("this chinook was built without the embedded broker")]
     #[diagnostic(
         code(chinook::broker::slim),
-        help(
-            "rebuild with default features (`cargo install --path .`), or use --engine bufstream / external"
-        )
+        help("rebuild with default features (`cargo install --path .`), or use --engine bufstream / external")
     )]
     NoEmbedded,
 }
@@ -118,18 +105,13 @@ pub enum BrokerError {
 impl BrokerError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            BrokerError::NotRunning { .. } | BrokerError::Control { .. } => {
-                crate::exit::UNAVAILABLE
-            }
+            BrokerError::NotRunning { .. } | BrokerError::Control { .. } => crate::exit::UNAVAILABLE,
             _ => crate::exit::FAILED,
         }
     }
 
     pub fn io(path: &Path, e: std::io::Error) -> Self {
-        BrokerError::Io {
-            what: path.display().to_string(),
-            reason: e.to_string(),
-        }
+        BrokerError::Io { what: path.display().to_string(), reason: e.to_string() }
     }
 }
 
@@ -142,9 +124,7 @@ pub struct Paths {
 impl Paths {
     /// `.chinook/broker` under `root` (the working directory by default).
     pub fn under(root: &Path) -> Self {
-        Self {
-            dir: root.join(".chinook").join("broker"),
-        }
+        Self { dir: root.join(".chinook").join("broker") }
     }
     pub fn state(&self) -> PathBuf {
         self.dir.join("state.json")
@@ -183,12 +163,10 @@ pub struct State {
 impl State {
     pub fn read(paths: &Paths) -> Result<Option<State>, BrokerError> {
         match std::fs::read(paths.state()) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| BrokerError::Io {
-                    what: paths.state().display().to_string(),
-                    reason: format!("unreadable ({e}); delete it"),
-                }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| BrokerError::Io {
+                what: paths.state().display().to_string(),
+                reason: format!("unreadable ({e}); delete it"),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(BrokerError::io(&paths.state(), e)),
         }
@@ -197,11 +175,8 @@ impl State {
     /// Writes atomically (temp file + rename) so readers never see half a file.
     pub fn write(&self, paths: &Paths) -> Result<(), BrokerError> {
         let tmp = paths.dir.join(format!("state.json.{}", self.pid));
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(self).expect("state serializes"),
-        )
-        .map_err(|e| BrokerError::io(&tmp, e))?;
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("state serializes"))
+            .map_err(|e| BrokerError::io(&tmp, e))?;
         std::fs::rename(&tmp, paths.state()).map_err(|e| BrokerError::io(&paths.state(), e))
     }
 }
@@ -209,10 +184,7 @@ impl State {
 /// Where clients should connect for a listening address (0.0.0.0 → loopback).
 pub fn client_address(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
-        SocketAddr::new(
-            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            addr.port(),
-        )
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), addr.port())
     } else {
         addr
     }

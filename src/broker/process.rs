@@ -26,12 +26,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            engine: Engine::Embedded,
-            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 9092,
-            schemas: true,
-        }
+        Self { engine: Engine::Embedded, host: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 9092, schemas: true }
     }
 }
 
@@ -55,55 +50,35 @@ enum Running {
 
 /// Serves a broker in this process until Ctrl-C, SIGTERM or a control `stop`.
 /// `on_ready` is called once clients can connect.
-pub async fn serve(
-    options: &Options,
-    paths: &Paths,
-    on_ready: impl FnOnce(&State),
-) -> Result<(), BrokerError> {
+pub async fn serve(options: &Options, paths: &Paths, on_ready: impl FnOnce(&State)) -> Result<(), BrokerError> {
     std::fs::create_dir_all(&paths.dir).map_err(|e| BrokerError::io(&paths.dir, e))?;
     let door_listener = bind(options.host, options.port).await?;
-    let advertised = door_listener.local_addr().map_err(|e| BrokerError::Io {
-        what: "front door".into(),
-        reason: e.to_string(),
-    })?;
+    let advertised =
+        door_listener.local_addr().map_err(|e| BrokerError::Io { what: "front door".into(), reason: e.to_string() })?;
     let (engine, internal, door) = start_engine(options, paths, door_listener, advertised).await?;
     let control_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
-        .map_err(|e| BrokerError::Io {
-            what: "control endpoint".into(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| BrokerError::Io { what: "control endpoint".into(), reason: e.to_string() })?;
     let state = State {
         pid: std::process::id(),
         engine: options.engine,
         bootstrap: super::client_address(door.addr()),
         internal,
-        control: control_listener.local_addr().map_err(|e| BrokerError::Io {
-            what: "control endpoint".into(),
-            reason: e.to_string(),
-        })?,
-        started_unix_ms: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64,
+        control: control_listener
+            .local_addr()
+            .map_err(|e| BrokerError::Io { what: "control endpoint".into(), reason: e.to_string() })?,
+        started_unix_ms: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis()
+            as u64,
         log: paths.log(),
         schema_enforcement: options.schemas,
     };
     let (stop_tx, mut stop_rx) = mpsc::channel(1);
-    tokio::spawn(control::serve(
-        control_listener,
-        door,
-        std::time::Instant::now(),
-        stop_tx,
-    ));
+    tokio::spawn(control::serve(control_listener, door, std::time::Instant::now(), stop_tx));
     state.write(paths)?;
     on_ready(&state);
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| BrokerError::Io {
-        what: "installing the SIGTERM handler".into(),
-        reason: e.to_string(),
-    })?;
+        .map_err(|e| BrokerError::Io { what: "installing the SIGTERM handler".into(), reason: e.to_string() })?;
     let mut engine = engine;
     let child_exit = async {
         match &mut engine {
@@ -129,29 +104,17 @@ pub async fn serve(
         }
     }
     // Only remove the state file if it is still ours.
-    if State::read(paths)
-        .ok()
-        .flatten()
-        .is_some_and(|s| s.pid == std::process::id())
-    {
+    if State::read(paths).ok().flatten().is_some_and(|s| s.pid == std::process::id()) {
         let _ = std::fs::remove_file(paths.state());
     }
     Ok(())
 }
 
 async fn bind(host: IpAddr, port: u16) -> Result<TcpListener, BrokerError> {
-    TcpListener::bind((host, port))
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AddrInUse => BrokerError::PortInUse {
-                port,
-                owner: super::ports::owner(port),
-            },
-            _ => BrokerError::Io {
-                what: format!("binding {host}:{port}"),
-                reason: e.to_string(),
-            },
-        })
+    TcpListener::bind((host, port)).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => BrokerError::PortInUse { port, owner: super::ports::owner(port) },
+        _ => BrokerError::Io { what: format!("binding {host}:{port}"), reason: e.to_string() },
+    })
 }
 
 async fn start_engine(
@@ -179,21 +142,15 @@ async fn start_engine(
             let binary = super::bufstream::find_binary().ok_or(BrokerError::NoBufstream)?;
             let internal = free_loopback_port()?;
             let config = paths.bufstream_config();
-            std::fs::write(
-                &config,
-                super::bufstream::config(internal, super::client_address(advertised)),
-            )
-            .map_err(|e| BrokerError::io(&config, e))?;
+            std::fs::write(&config, super::bufstream::config(internal, super::client_address(advertised)))
+                .map_err(|e| BrokerError::io(&config, e))?;
             super::bufstream::write_protos(&paths.proto())?;
             let (program, args) = super::bufstream::command_line(&binary, &config, &paths.proto());
             let mut child = tokio::process::Command::new(program)
                 .args(args)
                 .kill_on_drop(true)
                 .spawn()
-                .map_err(|e| BrokerError::Io {
-                    what: "starting bufstream".into(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| BrokerError::Io { what: "starting bufstream".into(), reason: e.to_string() })?;
             tokio::select! {
                 listening = wait_listening(internal, Duration::from_secs(60)) => listening?,
                 status = child.wait() => {
@@ -201,10 +158,8 @@ async fn start_engine(
                     return Err(BrokerError::Io { what: "starting bufstream".into(), reason: format!("it exited before listening ({status})") });
                 }
             }
-            let front = FrontDoor::start(door, internal).map_err(|e| BrokerError::Io {
-                what: "front door".into(),
-                reason: e.to_string(),
-            })?;
+            let front = FrontDoor::start(door, internal)
+                .map_err(|e| BrokerError::Io { what: "front door".into(), reason: e.to_string() })?;
             Ok((Running::Child(child), internal, front))
         }
         Engine::External => Err(BrokerError::Unsupported {
@@ -215,15 +170,9 @@ async fn start_engine(
 }
 
 fn free_loopback_port() -> Result<SocketAddr, BrokerError> {
-    let probe =
-        std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| BrokerError::Io {
-            what: "finding a free port".into(),
-            reason: e.to_string(),
-        })?;
-    probe.local_addr().map_err(|e| BrokerError::Io {
-        what: "finding a free port".into(),
-        reason: e.to_string(),
-    })
+    let probe = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| BrokerError::Io { what: "finding a free port".into(), reason: e.to_string() })?;
+    probe.local_addr().map_err(|e| BrokerError::Io { what: "finding a free port".into(), reason: e.to_string() })
 }
 
 async fn wait_listening(addr: SocketAddr, limit: Duration) -> Result<(), BrokerError> {
@@ -258,24 +207,15 @@ pub async fn start_detached(options: &Options, paths: &Paths) -> Result<Started,
     let began = Instant::now();
     let (running, cleared_stale_pid) = current(paths)?;
     if let Some(state) = running {
-        return Ok(Started {
-            state,
-            fresh: false,
-            cleared_stale_pid,
-            ready_ms: 0,
-        });
+        return Ok(Started { state, fresh: false, cleared_stale_pid, ready_ms: 0 });
     }
     // Fail early, in this process, with the owner of the port.
     drop(bind(options.host, options.port).await?);
     std::fs::create_dir_all(&paths.dir).map_err(|e| BrokerError::io(&paths.dir, e))?;
     let log = std::fs::File::create(paths.log()).map_err(|e| BrokerError::io(&paths.log(), e))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| BrokerError::io(&paths.log(), e))?;
-    let exe = std::env::current_exe().map_err(|e| BrokerError::Io {
-        what: "finding the chinook executable".into(),
-        reason: e.to_string(),
-    })?;
+    let log_err = log.try_clone().map_err(|e| BrokerError::io(&paths.log(), e))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| BrokerError::Io { what: "finding the chinook executable".into(), reason: e.to_string() })?;
     let mut args = vec![
         "broker".to_string(),
         "run".into(),
@@ -290,27 +230,16 @@ pub async fn start_detached(options: &Options, paths: &Paths) -> Result<Started,
         args.push("--no-schemas".into());
     }
     let mut command = std::process::Command::new(exe);
-    command
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .env("NO_COLOR", "1");
+    command.args(&args).stdin(Stdio::null()).stdout(log).stderr(log_err).env("NO_COLOR", "1");
     // Its own process group: a Ctrl-C in the student's shell does not reach it.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command.spawn().map_err(|e| BrokerError::Io {
-        what: "starting the broker process".into(),
-        reason: e.to_string(),
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| BrokerError::Io { what: "starting the broker process".into(), reason: e.to_string() })?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(state) = State::read(paths)?.filter(|s| s.pid == child.id()) {
-            return Ok(Started {
-                state,
-                fresh: true,
-                cleared_stale_pid,
-                ready_ms: began.elapsed().as_millis() as u64,
-            });
+            return Ok(Started { state, fresh: true, cleared_stale_pid, ready_ms: began.elapsed().as_millis() as u64 });
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(BrokerError::DiedAtStart {
@@ -353,19 +282,12 @@ pub async fn stop(paths: &Paths) -> Result<Option<State>, BrokerError> {
     let Some(state) = running else {
         return Ok(None);
     };
-    if control::request(state.control, &control::Request::Stop)
-        .await
-        .is_err()
-    {
+    if control::request(state.control, &control::Request::Stop).await.is_err() {
         // SAFETY: sending SIGTERM to a pid we started and recorded.
         unsafe { libc::kill(state.pid as libc::pid_t, libc::SIGTERM) };
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while pid_alive(state.pid)
-        || tokio::net::TcpStream::connect(state.bootstrap)
-            .await
-            .is_ok()
-    {
+    while pid_alive(state.pid) || tokio::net::TcpStream::connect(state.bootstrap).await.is_ok() {
         if Instant::now() > deadline {
             // SAFETY: as above; the graceful stop did not finish in time.
             unsafe { libc::kill(state.pid as libc::pid_t, libc::SIGKILL) };

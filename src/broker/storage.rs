@@ -41,9 +41,8 @@ use tansu_sans_io::{
 };
 use tansu_storage::{
     BrokerRegistrationRequest, GroupDetail, ListOffsetResponse, MetadataResponse, NamedGroupDetail,
-    OffsetCommitRequest, OffsetStage, ProducerIdResponse, Result, ScramCredential, Storage,
-    TopicId, Topition, TxnAddPartitionsRequest, TxnAddPartitionsResponse, TxnOffsetCommitRequest,
-    UpdateError, Version,
+    OffsetCommitRequest, OffsetStage, ProducerIdResponse, Result, ScramCredential, Storage, TopicId, Topition,
+    TxnAddPartitionsRequest, TxnAddPartitionsResponse, TxnOffsetCommitRequest, UpdateError, Version,
 };
 use url::Url;
 use uuid::Uuid;
@@ -65,10 +64,7 @@ pub struct Corrected<S> {
 
 impl<S: Storage> Corrected<S> {
     pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            index: Arc::default(),
-        }
+        Self { inner, index: Arc::default() }
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -84,38 +80,24 @@ impl<S: Storage> Corrected<S> {
     }
 
     /// The first offset whose record timestamp is at or after `at`.
-    async fn offset_for_time(
-        &self,
-        topition: &Topition,
-        at: SystemTime,
-    ) -> Result<Option<(i64, SystemTime)>> {
+    async fn offset_for_time(&self, topition: &Topition, at: SystemTime) -> Result<Option<(i64, SystemTime)>> {
         let millis = tansu_sans_io::to_timestamp(&at)?;
         let candidate = {
             let index = self.index();
-            index.get(topition).and_then(|batches| {
-                batches
-                    .iter()
-                    .find(|(_, i)| i.max_timestamp >= millis)
-                    .map(|(b, _)| *b)
-            })
+            index
+                .get(topition)
+                .and_then(|batches| batches.iter().find(|(_, i)| i.max_timestamp >= millis).map(|(b, _)| *b))
         };
         let Some(base) = candidate else {
             return Ok(None);
         };
-        for batch in self
-            .inner
-            .fetch(topition, base, 1, u32::MAX, IsolationLevel::ReadUncommitted)
-            .await?
-        {
+        for batch in self.inner.fetch(topition, base, 1, u32::MAX, IsolationLevel::ReadUncommitted).await? {
             let base_timestamp = batch.base_timestamp;
             let records = Vec::<Record>::try_from(&batch)?;
             for r in records {
                 let ts = base_timestamp + r.timestamp_delta;
                 if ts >= millis {
-                    return Ok(Some((
-                        batch.base_offset + i64::from(r.offset_delta),
-                        to_system_time(ts)?,
-                    )));
+                    return Ok(Some((batch.base_offset + i64::from(r.offset_delta), to_system_time(ts)?)));
                 }
             }
         }
@@ -125,21 +107,10 @@ impl<S: Storage> Corrected<S> {
 
 #[async_trait]
 impl<S: Storage> Storage for Corrected<S> {
-    async fn produce(
-        &self,
-        transaction_id: Option<&str>,
-        topition: &Topition,
-        batch: deflated::Batch,
-    ) -> Result<i64> {
-        let info = BatchInfo {
-            last_offset_delta: batch.last_offset_delta,
-            max_timestamp: batch.max_timestamp,
-        };
+    async fn produce(&self, transaction_id: Option<&str>, topition: &Topition, batch: deflated::Batch) -> Result<i64> {
+        let info = BatchInfo { last_offset_delta: batch.last_offset_delta, max_timestamp: batch.max_timestamp };
         let base = self.inner.produce(transaction_id, topition, batch).await?;
-        self.index()
-            .entry(topition.clone())
-            .or_default()
-            .insert(base, info);
+        self.index().entry(topition.clone()).or_default().insert(base, info);
         Ok(base)
     }
 
@@ -152,9 +123,7 @@ impl<S: Storage> Storage for Corrected<S> {
         isolation: IsolationLevel,
     ) -> Result<Vec<deflated::Batch>> {
         let start = self.containing_batch(topition, offset).unwrap_or(offset);
-        self.inner
-            .fetch(topition, start, min_bytes, max_bytes, isolation)
-            .await
+        self.inner.fetch(topition, start, min_bytes, max_bytes, isolation).await
     }
 
     async fn list_offsets(
@@ -166,9 +135,7 @@ impl<S: Storage> Storage for Corrected<S> {
         for (topition, request) in offsets {
             let stage = self.inner.offset_stage(topition).await?;
             let (offset, timestamp) = match request {
-                ListOffset::Latest if isolation_level == IsolationLevel::ReadCommitted => {
-                    (stage.last_stable(), None)
-                }
+                ListOffset::Latest if isolation_level == IsolationLevel::ReadCommitted => (stage.last_stable(), None),
                 ListOffset::Latest => (stage.high_watermark(), None),
                 ListOffset::Earliest => (stage.log_start(), None),
                 ListOffset::Timestamp(at) => match self.offset_for_time(topition, *at).await? {
@@ -176,11 +143,7 @@ impl<S: Storage> Storage for Corrected<S> {
                     None => (-1, None),
                 },
             };
-            let response = ListOffsetResponse {
-                error_code: ErrorCode::None,
-                timestamp,
-                offset: Some(offset),
-            };
+            let response = ListOffsetResponse { error_code: ErrorCode::None, timestamp, offset: Some(offset) };
             responses.push((topition.clone(), response));
         }
         Ok(responses)
@@ -190,16 +153,9 @@ impl<S: Storage> Storage for Corrected<S> {
         let code = self.inner.delete_topic(topic).await?;
         // Forget the batches of topics that no longer exist (a topic of the
         // same name may be created again and must start from a clean index).
-        let live: Vec<String> = self
-            .inner
-            .metadata(None)
-            .await?
-            .topics()
-            .iter()
-            .filter_map(|t| t.name.clone())
-            .collect();
-        self.index()
-            .retain(|tp, _| live.iter().any(|n| n == tp.topic()));
+        let live: Vec<String> =
+            self.inner.metadata(None).await?.topics().iter().filter_map(|t| t.name.clone()).collect();
+        self.index().retain(|tp, _| live.iter().any(|n| n == tp.topic()));
         Ok(code)
     }
 
@@ -211,16 +167,10 @@ impl<S: Storage> Storage for Corrected<S> {
     async fn create_topic(&self, topic: CreatableTopic, validate_only: bool) -> Result<Uuid> {
         self.inner.create_topic(topic, validate_only).await
     }
-    async fn incremental_alter_resource(
-        &self,
-        r: AlterConfigsResource,
-    ) -> Result<AlterConfigsResourceResponse> {
+    async fn incremental_alter_resource(&self, r: AlterConfigsResource) -> Result<AlterConfigsResourceResponse> {
         self.inner.incremental_alter_resource(r).await
     }
-    async fn delete_records(
-        &self,
-        topics: &[DeleteRecordsTopic],
-    ) -> Result<Vec<DeleteRecordsTopicResult>> {
+    async fn delete_records(&self, topics: &[DeleteRecordsTopic]) -> Result<Vec<DeleteRecordsTopicResult>> {
         self.inner.delete_records(topics).await
     }
     async fn brokers(&self) -> Result<Vec<DescribeClusterBroker>> {
@@ -243,9 +193,7 @@ impl<S: Storage> Storage for Corrected<S> {
         topics: &[Topition],
         require_stable: Option<bool>,
     ) -> Result<BTreeMap<Topition, i64>> {
-        self.inner
-            .offset_fetch(group_id, topics, require_stable)
-            .await
+        self.inner.offset_fetch(group_id, topics, require_stable).await
     }
     async fn committed_offset_topitions(&self, group_id: &str) -> Result<BTreeMap<Topition, i64>> {
         self.inner.committed_offset_topitions(group_id).await
@@ -259,24 +207,12 @@ impl<S: Storage> Storage for Corrected<S> {
         mechanism: ScramMechanism,
         credential: ScramCredential,
     ) -> Result<()> {
-        self.inner
-            .upsert_user_scram_credential(user, mechanism, credential)
-            .await
+        self.inner.upsert_user_scram_credential(user, mechanism, credential).await
     }
-    async fn delete_user_scram_credential(
-        &self,
-        user: &str,
-        mechanism: ScramMechanism,
-    ) -> Result<()> {
-        self.inner
-            .delete_user_scram_credential(user, mechanism)
-            .await
+    async fn delete_user_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<()> {
+        self.inner.delete_user_scram_credential(user, mechanism).await
     }
-    async fn user_scram_credential(
-        &self,
-        user: &str,
-        mechanism: ScramMechanism,
-    ) -> Result<Option<ScramCredential>> {
+    async fn user_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<Option<ScramCredential>> {
         self.inner.user_scram_credential(user, mechanism).await
     }
     async fn describe_config(
@@ -290,10 +226,7 @@ impl<S: Storage> Storage for Corrected<S> {
     async fn list_groups(&self, states_filter: Option<&[String]>) -> Result<Vec<ListedGroup>> {
         self.inner.list_groups(states_filter).await
     }
-    async fn delete_groups(
-        &self,
-        group_ids: Option<&[String]>,
-    ) -> Result<Vec<DeletableGroupResult>> {
+    async fn delete_groups(&self, group_ids: Option<&[String]>) -> Result<Vec<DeletableGroupResult>> {
         self.inner.delete_groups(group_ids).await
     }
     async fn describe_groups(
@@ -301,9 +234,7 @@ impl<S: Storage> Storage for Corrected<S> {
         group_ids: Option<&[String]>,
         include_authorized_operations: bool,
     ) -> Result<Vec<NamedGroupDetail>> {
-        self.inner
-            .describe_groups(group_ids, include_authorized_operations)
-            .await
+        self.inner.describe_groups(group_ids, include_authorized_operations).await
     }
     async fn describe_topic_partitions(
         &self,
@@ -311,9 +242,7 @@ impl<S: Storage> Storage for Corrected<S> {
         partition_limit: i32,
         cursor: Option<Topition>,
     ) -> Result<Vec<DescribeTopicPartitionsResponseTopic>> {
-        self.inner
-            .describe_topic_partitions(topics, partition_limit, cursor)
-            .await
+        self.inner.describe_topic_partitions(topics, partition_limit, cursor).await
     }
     async fn update_group(
         &self,
@@ -330,14 +259,7 @@ impl<S: Storage> Storage for Corrected<S> {
         producer_id: Option<i64>,
         producer_epoch: Option<i16>,
     ) -> Result<ProducerIdResponse> {
-        self.inner
-            .init_producer(
-                transaction_id,
-                transaction_timeout_ms,
-                producer_id,
-                producer_epoch,
-            )
-            .await
+        self.inner.init_producer(transaction_id, transaction_timeout_ms, producer_id, producer_epoch).await
     }
     async fn txn_add_offsets(
         &self,
@@ -346,20 +268,12 @@ impl<S: Storage> Storage for Corrected<S> {
         producer_epoch: i16,
         group_id: &str,
     ) -> Result<ErrorCode> {
-        self.inner
-            .txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id)
-            .await
+        self.inner.txn_add_offsets(transaction_id, producer_id, producer_epoch, group_id).await
     }
-    async fn txn_add_partitions(
-        &self,
-        partitions: TxnAddPartitionsRequest,
-    ) -> Result<TxnAddPartitionsResponse> {
+    async fn txn_add_partitions(&self, partitions: TxnAddPartitionsRequest) -> Result<TxnAddPartitionsResponse> {
         self.inner.txn_add_partitions(partitions).await
     }
-    async fn txn_offset_commit(
-        &self,
-        offsets: TxnOffsetCommitRequest,
-    ) -> Result<Vec<TxnOffsetCommitResponseTopic>> {
+    async fn txn_offset_commit(&self, offsets: TxnOffsetCommitRequest) -> Result<Vec<TxnOffsetCommitResponseTopic>> {
         self.inner.txn_offset_commit(offsets).await
     }
     async fn txn_end(
@@ -369,9 +283,7 @@ impl<S: Storage> Storage for Corrected<S> {
         producer_epoch: i16,
         committed: bool,
     ) -> Result<ErrorCode> {
-        self.inner
-            .txn_end(transaction_id, producer_id, producer_epoch, committed)
-            .await
+        self.inner.txn_end(transaction_id, producer_id, producer_epoch, committed).await
     }
     async fn maintain(&self, now: SystemTime) -> Result<()> {
         self.inner.maintain(now).await

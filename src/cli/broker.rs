@@ -53,9 +53,7 @@ pub enum BrokerCommand {
         end: bool,
     },
     /// Delay every response to clients (e.g. 300ms), or `off`.
-    #[command(
-        after_help = "Examples:\n  chinook broker latency 300ms\n  chinook broker latency off"
-    )]
+    #[command(after_help = "Examples:\n  chinook broker latency 300ms\n  chinook broker latency off")]
     Latency {
         /// A duration such as 300ms or 1s, or `off`.
         #[arg(value_parser = parse_latency)]
@@ -81,12 +79,7 @@ pub struct RunArgs {
 
 impl RunArgs {
     fn options(&self) -> process::Options {
-        process::Options {
-            engine: self.engine,
-            host: self.host,
-            port: self.port,
-            schemas: !self.no_schemas,
-        }
+        process::Options { engine: self.engine, host: self.host, port: self.port, schemas: !self.no_schemas }
     }
 }
 
@@ -102,11 +95,7 @@ fn paths() -> Paths {
 }
 
 fn managed(paths: &Paths) -> Result<State, BrokerError> {
-    process::current(paths)?
-        .0
-        .ok_or_else(|| BrokerError::NotRunning {
-            state: paths.state().display().to_string(),
-        })
+    process::current(paths)?.0.ok_or_else(|| BrokerError::NotRunning { state: paths.state().display().to_string() })
 }
 
 pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
@@ -115,9 +104,7 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
         BrokerCommand::Start(args) => {
             let started = process::start_detached(&args.options(), &paths).await?;
             if let Some(pid) = started.cleared_stale_pid {
-                ui.note(format!(
-                    "removed a stale state file: broker pid {pid} is gone"
-                ));
+                ui.note(format!("removed a stale state file: broker pid {pid} is gone"));
             }
             ui.emit(&started, || {
                 let s = &started.state;
@@ -131,10 +118,7 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
         }
         BrokerCommand::Run(args) => {
             process::serve(&args.options(), &paths, |state| {
-                ui.success(format!(
-                    "broker listening on {} ({}); Ctrl-C stops it",
-                    state.bootstrap, state.engine
-                ));
+                ui.success(format!("broker listening on {} ({}); Ctrl-C stops it", state.bootstrap, state.engine));
             })
             .await?;
             ui.note("broker stopped");
@@ -143,10 +127,7 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
         BrokerCommand::Status(conn) => status(conn, &paths, ui).await,
         BrokerCommand::Stop => {
             match process::stop(&paths).await? {
-                Some(state) => ui.success(format!(
-                    "broker pid {} stopped; {} is free",
-                    state.pid, state.bootstrap
-                )),
+                Some(state) => ui.success(format!("broker pid {} stopped; {} is free", state.pid, state.bootstrap)),
                 None => ui.note("no chinook-managed broker is running here; nothing to stop"),
             }
             Ok(exit::OK)
@@ -156,18 +137,10 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
             let state = managed(&paths)?;
             if end {
                 control::request(state.control, &control::Request::Restore).await?;
-                ui.success(format!(
-                    "outage ended: {} accepts connections again",
-                    state.bootstrap
-                ));
+                ui.success(format!("outage ended: {} accepts connections again", state.bootstrap));
             } else {
-                control::request(
-                    state.control,
-                    &control::Request::Outage {
-                        millis: duration.as_millis() as u64,
-                    },
-                )
-                .await?;
+                control::request(state.control, &control::Request::Outage { millis: duration.as_millis() as u64 })
+                    .await?;
                 ui.success(format!(
                     "{} is down for {}: connections closed, new ones refused; the broker and its data live on",
                     state.bootstrap,
@@ -178,13 +151,7 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
         }
         BrokerCommand::Latency { delay } => {
             let state = managed(&paths)?;
-            control::request(
-                state.control,
-                &control::Request::Latency {
-                    millis: delay.as_millis() as u64,
-                },
-            )
-            .await?;
+            control::request(state.control, &control::Request::Latency { millis: delay.as_millis() as u64 }).await?;
             if delay.is_zero() {
                 ui.success("latency off");
             } else {
@@ -220,16 +187,10 @@ struct Status {
 async fn status(conn: ConnectionArgs, paths: &Paths, ui: Ui) -> Outcome {
     let state = process::current(paths)?.0;
     let connection = conn.resolve(state.as_ref());
-    let managed = state
-        .as_ref()
-        .filter(|s| s.bootstrap.to_string() == connection.brokers || conn.brokers.is_none());
+    let managed = state.as_ref().filter(|s| s.bootstrap.to_string() == connection.brokers || conn.brokers.is_none());
     let (pid, uptime_ms, front_door) = match managed {
         Some(s) => match control::request(s.control, &control::Request::Status).await {
-            Ok(control::Reply::Status {
-                pid,
-                uptime_ms,
-                door,
-            }) => (Some(pid), Some(uptime_ms), Some(door)),
+            Ok(control::Reply::Status { pid, uptime_ms, door }) => (Some(pid), Some(uptime_ms), Some(door)),
             _ => (Some(s.pid), None, None),
         },
         None => (None, None, None),
@@ -238,9 +199,7 @@ async fn status(conn: ConnectionArgs, paths: &Paths, ui: Ui) -> Outcome {
     let report = Status {
         reachable: topics.is_ok(),
         bootstrap: connection.brokers.clone(),
-        engine: managed.map_or("external (not managed by chinook)".to_string(), |s| {
-            s.engine.to_string()
-        }),
+        engine: managed.map_or("external (not managed by chinook)".to_string(), |s| s.engine.to_string()),
         managed: managed.is_some(),
         pid,
         uptime_ms,
@@ -261,54 +220,29 @@ fn human_status(s: &Status) -> String {
     if !s.reachable {
         return String::new();
     }
-    let mut out = format!(
-        "{} broker answers at {}\n",
-        console::style("✔").green(),
-        s.bootstrap
-    );
+    let mut out = format!("{} broker answers at {}\n", console::style("✔").green(), s.bootstrap);
     out += &format!("  engine       {}\n", s.engine);
     if let (Some(pid), Some(up)) = (s.pid, s.uptime_ms) {
-        out += &format!(
-            "  process      pid {pid}, up {}\n",
-            humantime::format_duration(Duration::from_secs(up / 1000))
-        );
+        out +=
+            &format!("  process      pid {pid}, up {}\n", humantime::format_duration(Duration::from_secs(up / 1000)));
     }
     if let Some(enforced) = s.schema_enforcement {
         out += &format!(
             "  schemas      {}\n",
-            if enforced {
-                "enforced (customer_events, customer_commands)"
-            } else {
-                "off: any bytes are accepted"
-            }
+            if enforced { "enforced (customer_events, customer_commands)" } else { "off: any bytes are accepted" }
         );
     }
     if let Some(d) = s.front_door {
-        let state = if d.outage_left_ms > 0 {
-            format!("DOWN for {} more ms", d.outage_left_ms)
-        } else {
-            "up".into()
-        };
-        let latency = if d.latency_ms > 0 {
-            format!("{} ms latency", d.latency_ms)
-        } else {
-            "no added latency".into()
-        };
-        out += &format!(
-            "  front door   {state}, {latency}, {} connections so far\n",
-            d.connections
-        );
+        let state = if d.outage_left_ms > 0 { format!("DOWN for {} more ms", d.outage_left_ms) } else { "up".into() };
+        let latency = if d.latency_ms > 0 { format!("{} ms latency", d.latency_ms) } else { "no added latency".into() };
+        out += &format!("  front door   {state}, {latency}, {} connections so far\n", d.connections);
     }
     if s.topics.is_empty() {
         out += "  topics       none yet: `chinook topics create` makes the lab's";
     } else {
         let mut t = ui::table(["topic", "partitions", "records"]);
         for topic in &s.topics {
-            t.add_row(vec![
-                topic.name.clone(),
-                topic.partitions.len().to_string(),
-                topic.records().to_string(),
-            ]);
+            t.add_row(vec![topic.name.clone(), topic.partitions.len().to_string(), topic.records().to_string()]);
         }
         out += &t.to_string();
     }
@@ -318,10 +252,7 @@ fn human_status(s: &Status) -> String {
 async fn logs(paths: &Paths, follow: bool, lines: usize) -> Outcome {
     let log = paths.log();
     if !log.exists() {
-        return Err(BrokerError::NotRunning {
-            state: log.display().to_string(),
-        }
-        .into());
+        return Err(BrokerError::NotRunning { state: log.display().to_string() }.into());
     }
     println!("{}", process::log_tail(&log, lines));
     if follow {

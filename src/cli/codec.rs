@@ -38,15 +38,9 @@ pub struct SchemaArgs {
 
 impl SchemaArgs {
     fn transcoder(&self, allow_empty: bool) -> Result<Transcoder, CodecError> {
-        let schemas = if self.protos.is_empty() {
-            Schemas::builtin()
-        } else {
-            Schemas::compile(&self.protos, &self.includes)?
-        };
-        let options = JsonOptions {
-            int64_as_strings: !self.int64_as_numbers,
-            allow_empty,
-        };
+        let schemas =
+            if self.protos.is_empty() { Schemas::builtin() } else { Schemas::compile(&self.protos, &self.includes)? };
+        let options = JsonOptions { int64_as_strings: !self.int64_as_numbers, allow_empty };
         Ok(Transcoder::new(schemas.message(&self.type_name)?, options))
     }
 }
@@ -86,14 +80,8 @@ pub struct DecodeArgs {
 #[derive(Debug, Error, Diagnostic)]
 enum IoError {
     #[error("cannot read {path}: {source}")]
-    #[diagnostic(
-        code(chinook::io::read),
-        help("check the path; use - or no argument to read standard input")
-    )]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[diagnostic(code(chinook::io::read), help("check the path; use - or no argument to read standard input"))]
+    Read { path: String, source: std::io::Error },
     #[error("no input: standard input is a terminal")]
     #[diagnostic(
         code(chinook::io::no_input),
@@ -112,39 +100,25 @@ enum IoError {
     #[error("{failed} of {total} records did not decode")]
     #[diagnostic(
         code(chinook::decode::partial),
-        help(
-            "each failure is reported above with its byte offset; the other records were decoded"
-        )
+        help("each failure is reported above with its byte offset; the other records were decoded")
     )]
     Partial { failed: usize, total: usize },
 }
 
 fn read_input(file: &Option<PathBuf>, verb: &'static str) -> Result<(Vec<u8>, String), Failure> {
     match file {
-        Some(path) if path.as_os_str() != "-" => std::fs::read(path)
-            .map(|b| (b, path.display().to_string()))
-            .map_err(|source| {
-                Failure::new(
-                    exit::BAD_INPUT,
-                    IoError::Read {
-                        path: path.display().to_string(),
-                        source,
-                    },
-                )
-            }),
+        Some(path) if path.as_os_str() != "-" => {
+            std::fs::read(path).map(|b| (b, path.display().to_string())).map_err(|source| {
+                Failure::new(exit::BAD_INPUT, IoError::Read { path: path.display().to_string(), source })
+            })
+        }
         _ => {
             if std::io::stdin().is_terminal() {
                 return Err(Failure::new(exit::USAGE, IoError::TtyInput { verb }));
             }
             let mut buf = Vec::new();
             std::io::stdin().read_to_end(&mut buf).map_err(|source| {
-                Failure::new(
-                    exit::BAD_INPUT,
-                    IoError::Read {
-                        path: "standard input".into(),
-                        source,
-                    },
-                )
+                Failure::new(exit::BAD_INPUT, IoError::Read { path: "standard input".into(), source })
             })?;
             Ok((buf, "stdin".into()))
         }
@@ -172,24 +146,20 @@ pub fn decode(args: DecodeArgs, ui: Ui) -> Outcome {
         Format::Human => Ui::stdout_is_tty(),
     };
 
-    let records: Vec<Result<framing::Frame<'_>, CodecError>> = if args.length_delimited {
-        framing::length_delimited(&bytes).collect()
-    } else {
-        vec![Ok((0, &bytes[..]))]
-    };
+    let records: Vec<Result<framing::Frame<'_>, CodecError>> =
+        if args.length_delimited { framing::length_delimited(&bytes).collect() } else { vec![Ok((0, &bytes[..]))] };
     let total = records.len();
     let mut failed = 0;
     let mut out = Vec::with_capacity(bytes.len() * 4);
     for record in records {
         let result = record.and_then(|(offset, record)| {
-            let (payload, at) =
-                match framing::strip_confluent(record).map_err(|e| shift(e, offset))? {
-                    Some((header, start)) => {
-                        note_confluent(&ui, offset, &header);
-                        (&record[start..], offset + start)
-                    }
-                    None => (record, offset),
-                };
+            let (payload, at) = match framing::strip_confluent(record).map_err(|e| shift(e, offset))? {
+                Some((header, start)) => {
+                    note_confluent(&ui, offset, &header);
+                    (&record[start..], offset + start)
+                }
+                None => (record, offset),
+            };
             transcoder.decode_json(payload, at, pretty, &mut out)
         });
         match result {
@@ -208,10 +178,7 @@ pub fn decode(args: DecodeArgs, ui: Ui) -> Outcome {
     }
     write(&out)?;
     if failed > 0 {
-        return Err(Failure::new(
-            exit::BAD_INPUT,
-            IoError::Partial { failed, total },
-        ));
+        return Err(Failure::new(exit::BAD_INPUT, IoError::Partial { failed, total }));
     }
     Ok(exit::OK)
 }
@@ -219,15 +186,7 @@ pub fn decode(args: DecodeArgs, ui: Ui) -> Outcome {
 /// Moves a framing error's offset from record-relative to input-relative.
 fn shift(error: CodecError, by: usize) -> CodecError {
     match error {
-        CodecError::Framing {
-            offset,
-            reason,
-            help,
-        } => CodecError::Framing {
-            offset: offset + by,
-            reason,
-            help,
-        },
+        CodecError::Framing { offset, reason, help } => CodecError::Framing { offset: offset + by, reason, help },
         other => other,
     }
 }
@@ -268,12 +227,7 @@ pub struct EncodeArgs {
     #[arg(long, value_name = "ID")]
     pub schema_id: Option<u32>,
     /// Message indexes for the Confluent header (default 0: the first message of the file).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "0",
-        requires = "schema_id"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "0", requires = "schema_id")]
     pub message_index: Vec<i64>,
     #[command(flatten)]
     pub schema: SchemaArgs,
@@ -322,20 +276,12 @@ pub fn encode(args: EncodeArgs, _ui: Ui) -> Outcome {
     }
     let raw_output = args.output == OutputEncoding::Raw;
     if raw_output && messages.len() > 1 && !args.length_delimited {
-        return Err(Failure::new(
-            exit::USAGE,
-            Ambiguous {
-                count: messages.len(),
-            },
-        ));
+        return Err(Failure::new(exit::USAGE, Ambiguous { count: messages.len() }));
     }
     if raw_output && std::io::stdout().is_terminal() {
         return Err(Failure::new(exit::USAGE, IoError::BinaryToTty));
     }
-    let header = args.schema_id.map(|schema_id| Confluent {
-        schema_id,
-        message_indexes: args.message_index.clone(),
-    });
+    let header = args.schema_id.map(|schema_id| Confluent { schema_id, message_indexes: args.message_index.clone() });
     let mut out = Vec::new();
     for msg in &messages {
         let mut record = Vec::new();
@@ -350,12 +296,8 @@ pub fn encode(args: EncodeArgs, _ui: Ui) -> Outcome {
         framed.extend_from_slice(&record);
         match args.output {
             OutputEncoding::Raw => out.extend_from_slice(&framed),
-            OutputEncoding::Hex => {
-                out.extend_from_slice(&framing::wrap_text(&framed, TextEncoding::Hex))
-            }
-            OutputEncoding::Base64 => {
-                out.extend_from_slice(&framing::wrap_text(&framed, TextEncoding::Base64))
-            }
+            OutputEncoding::Hex => out.extend_from_slice(&framing::wrap_text(&framed, TextEncoding::Hex)),
+            OutputEncoding::Base64 => out.extend_from_slice(&framing::wrap_text(&framed, TextEncoding::Base64)),
         }
     }
     write(&out)?;

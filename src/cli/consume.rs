@@ -10,9 +10,7 @@ use crate::{
     broker::{Paths, process},
     exit,
     kafka::{
-        consumer::{
-            self, ConsumeOptions, Decoders, Event, FailRule, Outcome as RecordOutcome, StartAt,
-        },
+        consumer::{self, ConsumeOptions, Decoders, Event, FailRule, Outcome as RecordOutcome, StartAt},
         topics::{DEAD_LETTERS, EVENTS},
     },
     ui::{self, Format, Ui},
@@ -39,12 +37,7 @@ pub struct ConsumeArgs {
     #[arg(long, short = 'g', default_value = "chinook")]
     pub group: String,
     /// Where to start: start, end, committed, -N (last N) or @<RFC 3339 | -10m>.
-    #[arg(
-        long,
-        short = 'o',
-        default_value = "committed",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, short = 'o', default_value = "committed", allow_hyphen_values = true)]
     pub offset: StartAt,
     /// Stop after this many records.
     #[arg(long, short = 'n')]
@@ -107,24 +100,15 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         Event::Record(r, outcome) => {
             let written = match ui.format {
                 Format::Human => writeln!(out, "{}", human_line(&r.json, outcome)),
-                Format::Json => serde_json::to_writer_pretty(
-                    &mut out,
-                    &Line {
-                        record: &r.json,
-                        outcome,
-                    },
-                )
-                .map_err(std::io::Error::other)
-                .and_then(|()| writeln!(out)),
-                Format::Jsonl => serde_json::to_writer(
-                    &mut out,
-                    &Line {
-                        record: &r.json,
-                        outcome,
-                    },
-                )
-                .map_err(std::io::Error::other)
-                .and_then(|()| writeln!(out)),
+                Format::Json | Format::Jsonl => {
+                    let line = Line { record: &r.json, outcome };
+                    let json = if ui.format == Format::Json {
+                        serde_json::to_writer_pretty(&mut out, &line)
+                    } else {
+                        serde_json::to_writer(&mut out, &line)
+                    };
+                    json.map_err(std::io::Error::other).and_then(|()| writeln!(out))
+                }
             };
             // A closed pipe ends the process quietly (SIGPIPE); other write errors are not recoverable here.
             let _ = written;
@@ -139,11 +123,7 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
             eprintln!(
                 "{} assigned: {}",
                 console::style("↻").cyan(),
-                if parts.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    parts.join(", ")
-                }
+                if parts.is_empty() { "nothing".to_string() } else { parts.join(", ") }
             );
         }
         Event::Assigned(_) => {}
@@ -160,17 +140,10 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         eprintln!("{t}");
         eprintln!(
             "consumed {} · handled {} · skipped {} · dead-lettered {} · handler retries {}",
-            summary.consumed,
-            summary.handled,
-            summary.skipped,
-            summary.dead_lettered,
-            summary.handler_retries
+            summary.consumed, summary.handled, summary.skipped, summary.dead_lettered, summary.handler_retries
         );
     } else if ui.verbose {
-        eprintln!(
-            "{}",
-            serde_json::to_string(&summary).expect("summaries serialize")
-        );
+        eprintln!("{}", serde_json::to_string(&summary).expect("summaries serialize"));
     }
     Ok(exit::OK)
 }
@@ -181,24 +154,12 @@ fn human_line(r: &crate::kafka::records::RecordJson, outcome: &RecordOutcome) ->
         Some(_) => "<binary>".into(),
         None => "-".into(),
     };
-    let what = match (
-        r.value
-            .as_ref()
-            .and_then(|v| serde_json::from_str::<serde_json::Value>(v.get()).ok()),
-        &r.error,
-    ) {
+    let what = match (r.value.as_ref().and_then(|v| serde_json::from_str::<serde_json::Value>(v.get()).ok()), &r.error)
+    {
         (Some(v), _) => {
             let kind = v.get("eventType").and_then(|t| t.as_str()).unwrap_or("");
-            let id = v
-                .get("eventId")
-                .or_else(|| v.get("commandId"))
-                .and_then(|t| t.as_str())
-                .unwrap_or("");
-            let version = v
-                .get("version")
-                .and_then(|t| t.as_str())
-                .map(|v| format!("v{v}"))
-                .unwrap_or_default();
+            let id = v.get("eventId").or_else(|| v.get("commandId")).and_then(|t| t.as_str()).unwrap_or("");
+            let version = v.get("version").and_then(|t| t.as_str()).map(|v| format!("v{v}")).unwrap_or_default();
             format!("{kind} {version} {id}")
         }
         (None, Some(e)) => format!("undecodable: {e}"),
@@ -210,14 +171,7 @@ fn human_line(r: &crate::kafka::records::RecordJson, outcome: &RecordOutcome) ->
         }
         RecordOutcome::Handled { .. } => console::style("handled".to_string()).green(),
         RecordOutcome::Skipped { route } => console::style(format!("skipped: {route}")).dim(),
-        RecordOutcome::DeadLettered { reason } => {
-            console::style(format!("dead-lettered: {reason}")).red()
-        }
+        RecordOutcome::DeadLettered { reason } => console::style(format!("dead-lettered: {reason}")).red(),
     };
-    format!(
-        "{}/{}@{} key={key} {what} → {result}",
-        r.topic,
-        r.partition.unwrap_or(-1),
-        r.offset.unwrap_or(-1)
-    )
+    format!("{}/{}@{} key={key} {what} → {result}", r.topic, r.partition.unwrap_or(-1), r.offset.unwrap_or(-1))
 }

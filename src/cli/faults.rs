@@ -8,10 +8,7 @@ use super::{ConnectionArgs, Failure, Outcome};
 use crate::{
     broker::{Paths, control, process},
     exit,
-    faults::{
-        self, BrokerDown, Duplicates, Env, FaultError, Malformed, MalformedKind, Poison, Report,
-        SlowConsumer,
-    },
+    faults::{self, BrokerDown, Duplicates, Env, FaultError, Malformed, MalformedKind, Poison, Report, SlowConsumer},
     kafka::admin,
     ui::{self, Ui},
 };
@@ -121,10 +118,7 @@ struct Declined;
 pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
     let paths = Paths::under(&std::env::current_dir().unwrap_or_default());
     let managed = process::current(&paths)?.0;
-    let env_for = |conn: &ConnectionArgs| Env {
-        conn: conn.resolve(managed.as_ref()),
-        managed: managed.clone(),
-    };
+    let env_for = |conn: &ConnectionArgs| Env { conn: conn.resolve(managed.as_ref()), managed: managed.clone() };
     let scenario = async {
         match cmd {
             BreakCommand::List => {
@@ -143,103 +137,53 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
                 );
                 Ok(None)
             }
-            BreakCommand::Malformed {
-                kind,
-                bypass_schema,
-                conn,
-            } => {
+            BreakCommand::Malformed { kind, bypass_schema, conn } => {
                 ui.note("sending malformed values, one batch each…");
-                Ok(Some(
-                    Malformed {
-                        kind,
-                        bypass_schema,
-                    }
-                    .run(&env_for(&conn))
-                    .await?,
-                ))
+                Ok(Some(Malformed { kind, bypass_schema }.run(&env_for(&conn)).await?))
             }
-            BreakCommand::BrokerDown {
-                count,
-                after,
-                down_for,
-                rate,
-                hard,
-                yes,
-            } => {
+            BreakCommand::BrokerDown { count, after, down_for, rate, hard, yes } => {
                 if hard
                     && !yes
                     && console::Term::stderr().is_term()
-                    && !confirm(
-                        "This stops the broker process: every record it holds in memory is lost. Go on?",
-                    )?
+                    && !confirm("This stops the broker process: every record it holds in memory is lost. Go on?")?
                 {
                     return Err(Failure::new(exit::FAILED, Declined));
                 }
-                let env = Env {
-                    conn: ConnectionArgs {
-                        brokers: None,
-                        property: vec![],
-                    }
-                    .resolve(managed.as_ref()),
-                    managed: managed.clone(),
-                };
-                ui.note(format!("publishing {count} events at {rate}/s; the broker goes down after {} of them, for {}…", after.unwrap_or(count / 3), humantime::format_duration(down_for)));
-                let scenario = BrokerDown {
-                    count,
-                    after: after.unwrap_or(count / 3),
-                    down_for,
-                    rate,
-                    hard,
-                };
+                let env = env_for(&ConnectionArgs::default());
+                ui.note(format!(
+                    "publishing {count} events at {rate}/s; the broker goes down after {} of them, for {}…",
+                    after.unwrap_or(count / 3),
+                    humantime::format_duration(down_for)
+                ));
+                let scenario = BrokerDown { count, after: after.unwrap_or(count / 3), down_for, rate, hard };
                 Ok(Some(scenario.run(&env, &paths).await?))
             }
             BreakCommand::Duplicates { count, delay } => {
-                let env = Env {
-                    conn: ConnectionArgs {
-                        brokers: None,
-                        property: vec![],
-                    }
-                    .resolve(managed.as_ref()),
-                    managed: managed.clone(),
-                };
-                ui.note(format!("sending {count} events while responses come {} late, without and with idempotence…", humantime::format_duration(delay)));
+                let env = env_for(&ConnectionArgs::default());
+                ui.note(format!(
+                    "sending {count} events while responses come {} late, without and with idempotence…",
+                    humantime::format_duration(delay)
+                ));
                 Ok(Some(Duplicates { count, delay }.run(&env).await?))
             }
-            BreakCommand::Poison {
-                count,
-                attempts,
-                conn,
-            } => {
-                ui.note(format!(
-                    "publishing {count} events, one of them poison, and consuming them…"
-                ));
+            BreakCommand::Poison { count, attempts, conn } => {
+                ui.note(format!("publishing {count} events, one of them poison, and consuming them…"));
                 Ok(Some(Poison { count, attempts }.run(&env_for(&conn)).await?))
             }
             BreakCommand::OutOfOrder { count, conn } => {
-                ui.note(format!("publishing {count} versions of customer 77 twice: keyed per event, then per customer…"));
+                ui.note(format!(
+                    "publishing {count} versions of customer 77 twice: keyed per event, then per customer…"
+                ));
                 Ok(Some(faults::out_of_order(&env_for(&conn), count).await?))
             }
             BreakCommand::SchemaBreak => Ok(Some(faults::schema_break()?)),
-            BreakCommand::SlowConsumer {
-                rate,
-                duration,
-                handler_delay,
-                conn,
-            } => {
+            BreakCommand::SlowConsumer { rate, duration, handler_delay, conn } => {
                 ui.note(format!(
                     "publishing {rate}/s for {} to a consumer taking {} per event…",
                     humantime::format_duration(duration),
                     humantime::format_duration(handler_delay)
                 ));
-                Ok(Some(
-                    SlowConsumer {
-                        rate,
-                        duration,
-                        handler_delay,
-                    }
-                    .run(&env_for(&conn))
-                    .await?,
-                ))
+                Ok(Some(SlowConsumer { rate, duration, handler_delay }.run(&env_for(&conn)).await?))
             }
         }
     };
@@ -258,19 +202,12 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
 }
 
 fn confirm(question: &str) -> Result<bool, Failure> {
-    dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
-        .map_err(|e| {
-            Failure::new(
-                exit::FAILED,
-                crate::broker::BrokerError::Io {
-                    what: "asking for confirmation".into(),
-                    reason: e.to_string(),
-                },
-            )
-        })
+    dialoguer::Confirm::new().with_prompt(question).default(false).interact().map_err(|e| {
+        Failure::new(
+            exit::FAILED,
+            crate::broker::BrokerError::Io { what: "asking for confirmation".into(), reason: e.to_string() },
+        )
+    })
 }
 
 /// After Ctrl-C: end an outage in progress and delete this process's scratch topics.
@@ -278,11 +215,7 @@ async fn cleanup(paths: &Paths, managed: Option<&crate::broker::State>) {
     if let Some(state) = managed {
         let _ = control::request(state.control, &control::Request::Restore).await;
     }
-    let conn = ConnectionArgs {
-        brokers: None,
-        property: vec![],
-    }
-    .resolve(managed.or(process::current(paths).ok().and_then(|c| c.0).as_ref()));
+    let conn = ConnectionArgs::default().resolve(managed.or(process::current(paths).ok().and_then(|c| c.0).as_ref()));
     if let Ok(topics) = admin::list_topics(&conn).await {
         let mine = format!("-{:x}-", std::process::id());
         let names: Vec<&str> = topics
@@ -297,17 +230,8 @@ async fn cleanup(paths: &Paths, managed: Option<&crate::broker::State>) {
 fn human(r: &Report) -> String {
     let mut t = ui::table(["", "check", "expected", "observed"]);
     for c in &r.checks {
-        let mark = if c.as_expected {
-            console::style("✔").green()
-        } else {
-            console::style("✘").red()
-        };
-        t.add_row(vec![
-            mark.to_string(),
-            c.what.clone(),
-            c.expected.clone(),
-            c.observed.clone(),
-        ]);
+        let mark = if c.as_expected { console::style("✔").green() } else { console::style("✘").red() };
+        t.add_row(vec![mark.to_string(), c.what.clone(), c.expected.clone(), c.observed.clone()]);
     }
     format!(
         "{}\n{t}\n{} {}\n{} {}",

@@ -63,11 +63,7 @@ pub async fn run(cmd: GroupCommand, ui: Ui) -> Outcome {
                 }
                 let mut t = ui::table(["group", "state", "members"]);
                 for g in &list {
-                    t.add_row(vec![
-                        g.group.clone(),
-                        g.state.clone(),
-                        g.members.to_string(),
-                    ]);
+                    t.add_row(vec![g.group.clone(), g.state.clone(), g.members.to_string()]);
                 }
                 t.to_string()
             });
@@ -97,28 +93,14 @@ pub async fn run(cmd: GroupCommand, ui: Ui) -> Outcome {
             });
             Ok(exit::OK)
         }
-        GroupCommand::Reset {
-            group,
-            to,
-            topic,
-            execute,
-            conn,
-        } => {
+        GroupCommand::Reset { group, to, topic, execute, conn } => {
             let target = match to.parse::<i64>() {
                 Ok(n) if n >= 0 => ResetTo::Offset(n),
-                _ => ResetTo::At(
-                    to.parse::<StartAt>()
-                        .map_err(|_| super::Failure::new(exit::USAGE, BadTo(to.clone())))?,
-                ),
+                _ => {
+                    ResetTo::At(to.parse::<StartAt>().map_err(|_| super::Failure::new(exit::USAGE, BadTo(to.clone())))?)
+                }
             };
-            let plan = groups::reset(
-                &conn.resolve(state.as_ref()),
-                &group,
-                topic.as_deref(),
-                target,
-                execute,
-            )
-            .await?;
+            let plan = groups::reset(&conn.resolve(state.as_ref()), &group, topic.as_deref(), target, execute).await?;
             ui.emit(&plan, || {
                 let mut t = ui::table(["topic", "partition", "from", "to"]);
                 for r in &plan {

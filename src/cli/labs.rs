@@ -85,10 +85,7 @@ pub enum JournalAction {
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{failed} of {total} victory conditions are not met")]
-#[diagnostic(
-    code(chinook::labs::verify),
-    help("each ✘ above has the hint that fixes it")
-)]
+#[diagnostic(code(chinook::labs::verify), help("each ✘ above has the hint that fixes it"))]
 struct NotMet {
     failed: usize,
     total: usize,
@@ -96,10 +93,7 @@ struct NotMet {
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{0}")]
-#[diagnostic(
-    code(chinook::labs::usage),
-    help("give a lab number (`chinook lab 1`) or `list`")
-)]
+#[diagnostic(code(chinook::labs::usage), help("give a lab number (`chinook lab 1`) or `list`"))]
 struct BadTarget(String);
 
 fn root() -> std::path::PathBuf {
@@ -110,42 +104,32 @@ pub async fn lab(args: LabArgs, ui: Ui) -> Outcome {
     if args.target == "list" {
         let progress = Progress::load(&root())?;
         let labs = labs::all()?;
-        let rows: Vec<_> = labs.iter().map(|l| serde_json::json!({"lab": l.number, "title": l.title, "status": progress.status(l)})).collect();
+        let rows: Vec<_> = labs
+            .iter()
+            .map(|l| serde_json::json!({"lab": l.number, "title": l.title, "status": progress.status(l)}))
+            .collect();
         ui.emit(&rows, || {
             let mut t = ui::table(["lab", "title", "status"]);
             for l in &labs {
-                t.add_row(vec![
-                    l.number.to_string(),
-                    l.title.clone(),
-                    progress.status(l),
-                ]);
+                t.add_row(vec![l.number.to_string(), l.title.clone(), progress.status(l)]);
             }
             t.to_string()
         });
         return Ok(exit::OK);
     }
-    let number: u32 = args.target.parse().map_err(|_| {
-        Failure::new(
-            exit::USAGE,
-            BadTarget(format!("`{}` is not a lab", args.target)),
-        )
-    })?;
+    let number: u32 = args
+        .target
+        .parse()
+        .map_err(|_| Failure::new(exit::USAGE, BadTarget(format!("`{}` is not a lab", args.target))))?;
     let lab = labs::find(number)?;
     match args.action {
         None => walk(&lab, ui).await,
         Some(LabAction::Verify(v)) => verify(&[lab], v, ui).await,
         Some(LabAction::Hint { step }) => {
             let progress = Progress::load(&root())?;
-            let current = progress
-                .labs
-                .get(&number)
-                .map_or(0, |p| p.steps_done)
-                .min(lab.steps.len().saturating_sub(1));
+            let current = progress.labs.get(&number).map_or(0, |p| p.steps_done).min(lab.steps.len().saturating_sub(1));
             let index = step.map_or(current, |s| s.saturating_sub(1));
-            let s = lab.steps.get(index).ok_or(LabError::NoStep {
-                lab: number,
-                step: index + 1,
-            })?;
+            let s = lab.steps.get(index).ok_or(LabError::NoStep { lab: number, step: index + 1 })?;
             println!("Step {} — {}\n{}", index + 1, s.title, s.hint);
             Ok(exit::OK)
         }
@@ -179,12 +163,7 @@ pub async fn lab(args: LabArgs, ui: Ui) -> Outcome {
 fn env(conn: &ConnectionArgs, group: Option<String>) -> Result<checks::Env, Failure> {
     let paths = Paths::under(&root());
     let managed = process::current(&paths)?.0;
-    Ok(checks::Env {
-        conn: conn.resolve(managed.as_ref()),
-        managed,
-        paths,
-        group,
-    })
+    Ok(checks::Env { conn: conn.resolve(managed.as_ref()), managed, paths, group })
 }
 
 /// `chinook verify` (every lab) and `chinook lab N verify`.
@@ -194,10 +173,7 @@ pub async fn verify(labs: &[Lab], args: VerifyArgs, ui: Ui) -> Outcome {
     for lab in labs {
         let spinner = (!ui.quiet && console::Term::stderr().is_term()).then(|| {
             let s = indicatif::ProgressBar::new_spinner();
-            s.set_message(format!(
-                "checking lab {} against {}…",
-                lab.number, env.conn.brokers
-            ));
+            s.set_message(format!("checking lab {} against {}…", lab.number, env.conn.brokers));
             s.enable_steady_tick(std::time::Duration::from_millis(100));
             s
         });
@@ -212,19 +188,11 @@ pub async fn verify(labs: &[Lab], args: VerifyArgs, ui: Ui) -> Outcome {
         }
         results.push(v);
     }
-    let json = if results.len() == 1 {
-        serde_json::to_value(&results[0])
-    } else {
-        serde_json::to_value(&results)
-    }
-    .expect("results serialize");
-    ui.emit(&json, || {
-        results.iter().map(human).collect::<Vec<_>>().join("\n\n")
-    });
-    let (failed, total) = results
-        .iter()
-        .flat_map(|v| &v.conditions)
-        .fold((0, 0), |(f, t), c| (f + usize::from(!c.passed), t + 1));
+    let json = if results.len() == 1 { serde_json::to_value(&results[0]) } else { serde_json::to_value(&results) }
+        .expect("results serialize");
+    ui.emit(&json, || results.iter().map(human).collect::<Vec<_>>().join("\n\n"));
+    let (failed, total) =
+        results.iter().flat_map(|v| &v.conditions).fold((0, 0), |(f, t), c| (f + usize::from(!c.passed), t + 1));
     if failed == 0 {
         return Ok(exit::OK);
     }
@@ -237,11 +205,7 @@ pub async fn verify(labs: &[Lab], args: VerifyArgs, ui: Ui) -> Outcome {
 fn human(v: &Verification) -> String {
     let mut t = ui::table(["", "#", "victory condition", "expected", "observed"]);
     for (i, c) in v.conditions.iter().enumerate() {
-        let mark = if c.passed {
-            console::style("✔").green()
-        } else {
-            console::style("✘").red()
-        };
+        let mark = if c.passed { console::style("✔").green() } else { console::style("✘").red() };
         t.add_row(vec![
             mark.to_string(),
             (i + 1).to_string(),
@@ -252,19 +216,10 @@ fn human(v: &Verification) -> String {
     }
     let mut out = format!("Lab {} — {} ({} ms)\n{t}", v.lab, v.title, v.elapsed_ms);
     for (i, c) in v.conditions.iter().enumerate().filter(|(_, c)| !c.passed) {
-        out += &format!(
-            "\n{} {}. {}: {}",
-            console::style("hint").yellow(),
-            i + 1,
-            c.statement,
-            c.hint
-        );
+        out += &format!("\n{} {}. {}: {}", console::style("hint").yellow(), i + 1, c.statement, c.hint);
     }
     if v.passed {
-        out += &format!(
-            "\n{} every victory condition is met",
-            console::style("✔").green()
-        );
+        out += &format!("\n{} every victory condition is met", console::style("✔").green());
     }
     out
 }
@@ -273,11 +228,7 @@ fn human(v: &Verification) -> String {
 async fn walk(lab: &Lab, ui: Ui) -> Outcome {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let mut progress = Progress::load(&root())?;
-    println!(
-        "{}\n{}\n",
-        console::style(format!("Lab {} — {}", lab.number, lab.title)).bold(),
-        lab.goal
-    );
+    println!("{}\n{}\n", console::style(format!("Lab {} — {}", lab.number, lab.title)).bold(), lab.goal);
     if !interactive {
         for (i, s) in lab.steps.iter().enumerate() {
             println!("{}. {}\n   $ {}\n   {}\n", i + 1, s.title, s.run, s.explain);
@@ -287,20 +238,13 @@ async fn walk(lab: &Lab, ui: Ui) -> Outcome {
     }
     let bar = indicatif::ProgressBar::new(lab.steps.len() as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30.green/white} {pos}/{len} steps")
-            .expect("a valid template"),
+        indicatif::ProgressStyle::with_template("{bar:30.green/white} {pos}/{len} steps").expect("a valid template"),
     );
     let start = progress.labs.get(&lab.number).map_or(0, |p| p.steps_done);
     if start > 0 && start < lab.steps.len() {
         println!("Welcome back: resuming at step {}.\n", start + 1);
     }
-    let env = env(
-        &ConnectionArgs {
-            brokers: None,
-            property: vec![],
-        },
-        None,
-    )?;
+    let env = env(&ConnectionArgs::default(), None)?;
     let mut index = start;
     while index < lab.steps.len() {
         let step = &lab.steps[index];
@@ -308,14 +252,7 @@ async fn walk(lab: &Lab, ui: Ui) -> Outcome {
         bar.tick();
         println!(
             "\n{}\n{}\n  $ {}",
-            console::style(format!(
-                "Step {}/{} — {}",
-                index + 1,
-                lab.steps.len(),
-                step.title
-            ))
-            .bold()
-            .cyan(),
+            console::style(format!("Step {}/{} — {}", index + 1, lab.steps.len(), step.title)).bold().cyan(),
             step.explain,
             step.run
         );
@@ -344,11 +281,7 @@ async fn walk(lab: &Lab, ui: Ui) -> Outcome {
                 progress.labs.entry(lab.number).or_default().steps_done = index;
                 progress.save(&root())?;
                 bar.finish_and_clear();
-                println!(
-                    "Progress saved: `chinook lab {}` resumes at step {}.",
-                    lab.number,
-                    index + 1
-                );
+                println!("Progress saved: `chinook lab {}` resumes at step {}.", lab.number, index + 1);
                 return Ok(exit::OK);
             }
             _ => println!("type r, c, h, s or q"),
@@ -357,27 +290,15 @@ async fn walk(lab: &Lab, ui: Ui) -> Outcome {
         progress.save(&root())?;
     }
     bar.finish_and_clear();
-    println!(
-        "\nAll steps done. Now: `chinook lab {} verify`.",
-        lab.number
-    );
+    println!("\nAll steps done. Now: `chinook lab {} verify`.", lab.number);
     Ok(exit::OK)
 }
 
 /// Runs a step's command line with this chinook binary.
 fn run_step(line: &str) {
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "chinook".into());
-    let line = line
-        .split(' ')
-        .map(|w| if w == "chinook" { exe.as_str() } else { w })
-        .collect::<Vec<_>>()
-        .join(" ");
-    match std::process::Command::new("sh")
-        .args(["-c", &line])
-        .status()
-    {
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "chinook".into());
+    let line = line.split(' ').map(|w| if w == "chinook" { exe.as_str() } else { w }).collect::<Vec<_>>().join(" ");
+    match std::process::Command::new("sh").args(["-c", &line]).status() {
         Ok(s) if s.success() => {}
         Ok(s) => println!("{} the command ended with {s}", console::style("✘").red()),
         Err(e) => println!("{} could not run it: {e}", console::style("✘").red()),
@@ -411,9 +332,7 @@ fn offer_journal(lab: &Lab, step_number: usize, step: &labs::Step, ui: Ui) {
         .allow_empty(true)
         .interact_text()
         .unwrap_or_default();
-    if !text.trim().is_empty()
-        && journal::add(&root(), Some(lab.number), Some(step_number), &text).is_ok()
-    {
+    if !text.trim().is_empty() && journal::add(&root(), Some(lab.number), Some(step_number), &text).is_ok() {
         ui.success("added to JOURNAL.md");
     }
 }
@@ -422,12 +341,7 @@ pub fn journal_cmd(args: JournalArgs, ui: Ui) -> Outcome {
     match args.action {
         Some(JournalAction::Add { text, lab, step }) => {
             let progress = Progress::load(&root())?;
-            let current = progress
-                .labs
-                .iter()
-                .rev()
-                .find(|(_, p)| !p.verified)
-                .map(|(n, p)| (*n, p.steps_done + 1));
+            let current = progress.labs.iter().rev().find(|(_, p)| !p.verified).map(|(n, p)| (*n, p.steps_done + 1));
             let lab = lab.or(current.map(|c| c.0));
             let step = step.or(current.filter(|c| Some(c.0) == lab).map(|c| c.1));
             journal::add(&root(), lab, step, &text)?;
@@ -437,11 +351,7 @@ pub fn journal_cmd(args: JournalArgs, ui: Ui) -> Outcome {
             let entries = journal::entries(&root())?;
             println!(
                 "{}",
-                if entries.is_empty() {
-                    "no entries yet: `chinook journal add \"…\"`".to_string()
-                } else {
-                    entries
-                }
+                if entries.is_empty() { "no entries yet: `chinook journal add \"…\"`".to_string() } else { entries }
             );
         }
     }

@@ -76,9 +76,7 @@ pub enum Command {
     /// Encode proto3 JSON to protobuf bytes (raw, hex, base64, length-delimited, Confluent).
     Encode(codec::EncodeArgs),
     /// Print a shell completion script.
-    #[command(
-        after_help = "Example:\n  chinook completions bash > ~/.local/share/bash-completion/completions/chinook"
-    )]
+    #[command(after_help = "Example:\n  chinook completions bash > ~/.local/share/bash-completion/completions/chinook")]
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
@@ -93,10 +91,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: i32, error: impl Diagnostic + Send + Sync + 'static) -> Self {
-        Self {
-            code,
-            report: Report::new(error),
-        }
+        Self { code, report: Report::new(error) }
     }
 }
 
@@ -119,7 +114,7 @@ impl From<crate::broker::BrokerError> for Failure {
 }
 
 /// Where the broker is: shared by every command that talks to one.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnectionArgs {
     /// Bootstrap servers, host:port[,host:port…]. Default: the broker chinook manages in this
     /// directory, else localhost:9092.
@@ -138,10 +133,7 @@ impl ConnectionArgs {
             .clone()
             .or_else(|| managed.map(|s| s.bootstrap.to_string()))
             .unwrap_or_else(|| "localhost:9092".to_string());
-        crate::kafka::Connection {
-            brokers,
-            overrides: self.property.clone(),
-        }
+        crate::kafka::Connection { brokers, overrides: self.property.clone() }
     }
 }
 
@@ -161,40 +153,23 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+            return if e.use_stderr() { exit::USAGE } else { exit::OK };
         }
     };
     let ui = ui::Ui::new(cli.format, cli.color, cli.quiet, cli.verbose);
     let color = ui.color;
     let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(
-            miette::MietteHandlerOpts::new()
-                .color(color)
-                .unicode(color)
-                .build(),
-        )
+        Box::new(miette::MietteHandlerOpts::new().color(color).unicode(color).build())
     }));
     let result = match cli.command {
         // The codec commands are synchronous: no async runtime to start (a few ms saved per run).
         Command::Decode(args) => codec::decode(args, ui),
         Command::Encode(args) => codec::encode(args, ui),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "chinook",
-                &mut std::io::stdout(),
-            );
+            clap_complete::generate(shell, &mut Cli::command(), "chinook", &mut std::io::stdout());
             Ok(exit::OK)
         }
-        command => match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
+        command => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(runtime) => runtime.block_on(dispatch(command, ui)),
             Err(e) => {
                 eprintln!("chinook: cannot start the async runtime: {e}");

@@ -187,11 +187,7 @@ enum InputError {
             "each line must be a JSON object as `chinook consume --format jsonl` writes it: topic, key, headers, value (or value_bytes)"
         )
     )]
-    Bad {
-        file: String,
-        line: usize,
-        reason: String,
-    },
+    Bad { file: String, line: usize, reason: String },
     #[error("cannot read {file}: {reason}")]
     #[diagnostic(code(chinook::produce::read))]
     Read { file: String, reason: String },
@@ -222,10 +218,7 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
                 topic: r.topic.clone(),
                 partition: r.partition,
                 offset: None,
-                key: r
-                    .key
-                    .as_deref()
-                    .map(crate::kafka::records::Bytes::from_slice),
+                key: r.key.as_deref().map(crate::kafka::records::Bytes::from_slice),
                 headers: r
                     .headers
                     .iter()
@@ -240,10 +233,7 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
                 value_bytes: None,
                 error: None,
             };
-            println!(
-                "{}",
-                serde_json::to_string(&json).expect("records serialize")
-            );
+            println!("{}", serde_json::to_string(&json).expect("records serialize"));
         }
         ui.note(format!("dry run: {} record(s) not sent", records.len()));
         return Ok(exit::OK);
@@ -260,10 +250,8 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
     let bar = (records.len() > 1 && !ui.quiet && console::Term::stderr().is_term()).then(|| {
         let bar = indicatif::ProgressBar::new(records.len() as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40.cyan/blue} {pos}/{len} acked · {per_sec} · eta {eta}",
-            )
-            .expect("a valid template"),
+            indicatif::ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} acked · {per_sec} · eta {eta}")
+                .expect("a valid template"),
         );
         bar
     });
@@ -288,21 +276,10 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
             ));
         }
         if report.failures.len() > 20 {
-            lines.push(format!(
-                "… and {} more failures",
-                report.failures.len() - 20
-            ));
+            lines.push(format!("… and {} more failures", report.failures.len() - 20));
         }
-        let mark = if report.failed == 0 {
-            console::style("✔").green()
-        } else {
-            console::style("✘").red()
-        };
-        let rate = if report.sent > 1 {
-            format!(" · {:.0} msg/s", report.per_second)
-        } else {
-            String::new()
-        };
+        let mark = if report.failed == 0 { console::style("✔").green() } else { console::style("✘").red() };
+        let rate = if report.sent > 1 { format!(" · {:.0} msg/s", report.per_second) } else { String::new() };
         lines.push(format!(
             "{mark} sent {} · acked {} · failed {} · retries {}{rate}",
             report.sent, report.acked, report.failed, report.retries
@@ -310,13 +287,7 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
         lines.join("\n")
     });
     if report.failed > 0 {
-        return Err(Failure::new(
-            exit::FAILED,
-            NotAcked {
-                failed: report.failed,
-                sent: report.sent,
-            },
-        ));
+        return Err(Failure::new(exit::FAILED, NotAcked { failed: report.failed, sent: report.sent }));
     }
     Ok(exit::OK)
 }
@@ -340,30 +311,15 @@ fn facts(args: &ProduceArgs, id: i64) -> Facts {
     }
 }
 
-async fn build(
-    args: &ProduceArgs,
-    conn: &crate::kafka::Connection,
-) -> Result<Vec<OutRecord>, Failure> {
+async fn build(args: &ProduceArgs, conn: &crate::kafka::Connection) -> Result<Vec<OutRecord>, Failure> {
     let what = args.what.expect("clap requires WHAT without --input");
-    let ids: Vec<i64> = (0..args.count as i64)
-        .map(|i| {
-            if args.ids == Ids::Spread {
-                args.id + i
-            } else {
-                args.id
-            }
-        })
-        .collect();
+    let ids: Vec<i64> =
+        (0..args.count as i64).map(|i| if args.ids == Ids::Spread { args.id + i } else { args.id }).collect();
     match what.kind() {
         Ok(kind) => {
             let topic = args.topic.clone().unwrap_or_else(|| EVENTS.to_string());
-            let needs_history =
-                args.event_version.is_none() && kind != EventKind::CustomerCreated && !args.dry_run;
-            let mut last = if needs_history {
-                history::last_versions(conn, &topic).await?
-            } else {
-                HashMap::new()
-            };
+            let needs_history = args.event_version.is_none() && kind != EventKind::CustomerCreated && !args.dry_run;
+            let mut last = if needs_history { history::last_versions(conn, &topic).await? } else { HashMap::new() };
             Ok(ids
                 .iter()
                 .map(|id| {
@@ -376,15 +332,7 @@ async fn build(
                             *v
                         }
                     };
-                    let e = events::event(kind, &facts(args, *id), version);
-                    OutRecord {
-                        topic: topic.clone(),
-                        partition: None,
-                        key: Some(e.aggregate_id.clone().into_bytes()),
-                        headers: events::event_headers(&e),
-                        timestamp: e.timestamp.as_ref().map(events::millis),
-                        value: e.encode_to_vec(),
-                    }
+                    OutRecord::event(&topic, &events::event(kind, &facts(args, *id), version))
                 })
                 .collect())
         }
@@ -414,48 +362,19 @@ fn read_input(
     decoders: &crate::kafka::consumer::Decoders,
 ) -> Result<Vec<OutRecord>, Failure> {
     let name = path.display().to_string();
-    let text = if name == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(path)
-    }
-    .map_err(|e| {
-        Failure::new(
-            exit::BAD_INPUT,
-            InputError::Read {
-                file: name.clone(),
-                reason: e.to_string(),
-            },
-        )
-    })?;
+    let text = if name == "-" { std::io::read_to_string(std::io::stdin()) } else { std::fs::read_to_string(path) }
+        .map_err(|e| Failure::new(exit::BAD_INPUT, InputError::Read { file: name.clone(), reason: e.to_string() }))?;
     let bad = |line: usize, reason: String| {
-        Failure::new(
-            exit::BAD_INPUT,
-            InputError::Bad {
-                file: name.clone(),
-                line,
-                reason,
-            },
-        )
+        Failure::new(exit::BAD_INPUT, InputError::Bad { file: name.clone(), line, reason })
     };
     let mut records = Vec::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let r: RecordJson = serde_json::from_str(line).map_err(|e| bad(i + 1, e.to_string()))?;
         let topic = args.topic.clone().unwrap_or(r.topic.clone());
         let value = match (&r.value, &r.value_bytes) {
             (Some(v), _) => {
                 let t = decoders.get(&r.topic).ok_or_else(|| {
-                    bad(
-                        i + 1,
-                        format!(
-                            "topic {} has no schema, so its value must be value_bytes",
-                            r.topic
-                        ),
-                    )
+                    bad(i + 1, format!("topic {} has no schema, so its value must be value_bytes", r.topic))
                 })?;
                 let text = v.get();
                 let msg = t
@@ -466,26 +385,14 @@ fn read_input(
             (None, Some(b)) => b.to_vec().map_err(|e| bad(i + 1, e))?,
             (None, None) => Vec::new(),
         };
-        let key = r
-            .key
-            .as_ref()
-            .map(|k| k.to_vec())
-            .transpose()
-            .map_err(|e| bad(i + 1, e))?;
+        let key = r.key.as_ref().map(|k| k.to_vec()).transpose().map_err(|e| bad(i + 1, e))?;
         let headers = r
             .headers
             .iter()
             .map(|(k, v)| v.to_vec().map(|v| (k.clone(), v)))
             .collect::<Result<_, _>>()
             .map_err(|e| bad(i + 1, e))?;
-        records.push(OutRecord {
-            topic,
-            partition: r.partition,
-            key,
-            value,
-            headers,
-            timestamp: r.timestamp,
-        });
+        records.push(OutRecord { topic, partition: r.partition, key, value, headers, timestamp: r.timestamp });
     }
     Ok(records)
 }

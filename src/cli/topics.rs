@@ -49,17 +49,9 @@ pub async fn run(cmd: TopicsCommand, ui: Ui) -> Outcome {
     let here = Paths::under(&std::env::current_dir().unwrap_or_default());
     let state = process::current(&here)?.0;
     match cmd {
-        TopicsCommand::Create {
-            name,
-            partitions,
-            conn,
-            bufstream,
-        } => {
+        TopicsCommand::Create { name, partitions, conn, bufstream } => {
             let connection = conn.resolve(state.as_ref());
-            let bufstream = bufstream
-                || state
-                    .as_ref()
-                    .is_some_and(|s| s.engine == Engine::Bufstream);
+            let bufstream = bufstream || state.as_ref().is_some_and(|s| s.engine == Engine::Bufstream);
             // A topic of the student's own (leaked once per run, so it can sit in a plan).
             let own = name.map(|n| TopicPlan {
                 name: Box::leak(n.into_boxed_str()),
@@ -81,18 +73,12 @@ pub async fn run(cmd: TopicsCommand, ui: Ui) -> Outcome {
                 }
                 t.to_string()
             });
-            let mismatches: Vec<_> = created
-                .iter()
-                .filter_map(|c| c.mismatch.as_ref().map(|m| format!("{} {m}", c.name)))
-                .collect();
+            let mismatches: Vec<_> =
+                created.iter().filter_map(|c| c.mismatch.as_ref().map(|m| format!("{} {m}", c.name))).collect();
             for m in &mismatches {
                 eprintln!("{} {m}", console::style("✘").red());
             }
-            Ok(if mismatches.is_empty() {
-                exit::OK
-            } else {
-                exit::FAILED
-            })
+            Ok(if mismatches.is_empty() { exit::OK } else { exit::FAILED })
         }
         TopicsCommand::List(conn) => {
             let topics = admin::list_topics(&conn.resolve(state.as_ref())).await?;

@@ -21,12 +21,7 @@ pub fn breaking_changes(old: &MessageDescriptor, new: &MessageDescriptor) -> Vec
     out
 }
 
-fn walk(
-    old: &MessageDescriptor,
-    new: &MessageDescriptor,
-    out: &mut Vec<String>,
-    seen: &mut Vec<String>,
-) {
+fn walk(old: &MessageDescriptor, new: &MessageDescriptor, out: &mut Vec<String>, seen: &mut Vec<String>) {
     if seen.contains(&old.full_name().to_string()) {
         return;
     }
@@ -36,7 +31,10 @@ fn walk(
         let Some(g) = new.get_field(f.number()) else {
             let reserved = new.reserved_ranges().any(|r| r.contains(&f.number()));
             if !reserved {
-                out.push(format!("{at} `{}` was removed without reserving its number: a later field could reuse it", f.name()));
+                out.push(format!(
+                    "{at} `{}` was removed without reserving its number: a later field could reuse it",
+                    f.name()
+                ));
             }
             continue;
         };
@@ -49,17 +47,10 @@ fn walk(
         }
         let (fk, gk) = (kind_name(&f.kind()), kind_name(&g.kind()));
         if fk != gk {
-            out.push(format!(
-                "{at} `{}` changed type from {fk} to {gk}",
-                f.name()
-            ));
+            out.push(format!("{at} `{}` changed type from {fk} to {gk}", f.name()));
         }
-        if (f.cardinality() == Cardinality::Repeated) != (g.cardinality() == Cardinality::Repeated)
-        {
-            out.push(format!(
-                "{at} `{}` changed between single and repeated",
-                f.name()
-            ));
+        if (f.cardinality() == Cardinality::Repeated) != (g.cardinality() == Cardinality::Repeated) {
+            out.push(format!("{at} `{}` changed between single and repeated", f.name()));
         }
         if let (Kind::Message(a), Kind::Message(b)) = (f.kind(), g.kind()) {
             walk(&a, &b, out, seen);

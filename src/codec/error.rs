@@ -19,10 +19,7 @@ pub enum CodecError {
     UnknownType { name: String, near: Vec<String> },
 
     #[error("could not compile the .proto files: {message}")]
-    #[diagnostic(
-        code(chinook::codec::compile),
-        help("check the file paths and pass the import root with -I DIR")
-    )]
+    #[diagnostic(code(chinook::codec::compile), help("check the file paths and pass the import root with -I DIR"))]
     Compile { message: String },
 
     #[error("{type_name} does not decode: {reason}{at}", at = location(.record_offset, .fault))]
@@ -52,24 +49,14 @@ pub enum CodecError {
 
     #[error("bad framing at byte {offset}: {reason}")]
     #[diagnostic(code(chinook::codec::framing), help("{help}"))]
-    Framing {
-        offset: usize,
-        reason: String,
-        help: String,
-    },
+    Framing { offset: usize, reason: String, help: String },
 
     #[error("invalid {what} input at byte {offset}: {reason}")]
     #[diagnostic(
         code(chinook::codec::text),
         help("{what} input may only contain {allowed}; drop --{flag} if the input is raw bytes")
     )]
-    Text {
-        what: &'static str,
-        flag: &'static str,
-        allowed: &'static str,
-        offset: usize,
-        reason: String,
-    },
+    Text { what: &'static str, flag: &'static str, allowed: &'static str, offset: usize, reason: String },
 
     #[error("the JSON is not a valid {type_name}: {reason}")]
     #[diagnostic(
@@ -122,10 +109,7 @@ impl CodecError {
         let reason = fault.as_ref().map_or(fallback, |f| f.reason.clone());
         let help = if looks_like_text(bytes) {
             "these bytes look like text (JSON?), not protobuf: encode it first with `chinook encode`".to_string()
-        } else if fault
-            .as_ref()
-            .is_some_and(|f| f.offset == 0 && f.field == Some(0))
-        {
+        } else if fault.as_ref().is_some_and(|f| f.offset == 0 && f.field == Some(0)) {
             "the first byte is not a valid tag: check the framing flags (--hex, --base64, --length-delimited) and that the record is protobuf".to_string()
         } else {
             format!(
@@ -154,11 +138,7 @@ impl CodecError {
 }
 
 fn looks_like_text(bytes: &[u8]) -> bool {
-    !bytes.is_empty()
-        && bytes
-            .iter()
-            .take(64)
-            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    !bytes.is_empty() && bytes.iter().take(64).all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
 }
 
 /// A one-line hex dump of the bytes around `at`, and the span of byte `at` in it.

@@ -12,6 +12,8 @@
 use base64::Engine;
 use prost_reflect::{Cardinality, Kind, MessageDescriptor};
 
+use super::wire::expected_wire_type;
+
 /// "Use the general decoder for this one."
 #[derive(Debug, PartialEq, Eq)]
 pub struct Fallback;
@@ -22,16 +24,10 @@ const MAX_DEPTH: usize = 100;
 
 /// Appends the JSON of the `desc` message in `bytes` to `out`; on `Err`, `out`
 /// is restored to its length on entry.
-pub fn write(
-    desc: &MessageDescriptor,
-    bytes: &[u8],
-    int64_as_strings: bool,
-    out: &mut Vec<u8>,
-) -> Result {
+pub fn write(desc: &MessageDescriptor, bytes: &[u8], int64_as_strings: bool, out: &mut Vec<u8>) -> Result {
     let mark = out.len();
     let w = Writer { int64_as_strings };
-    w.message(desc, bytes, out, 0)
-        .inspect_err(|_| out.truncate(mark))
+    w.message(desc, bytes, out, 0).inspect_err(|_| out.truncate(mark))
 }
 
 struct Writer {
@@ -43,10 +39,7 @@ fn varint(bytes: &[u8], pos: &mut usize) -> Result<u64> {
 }
 
 fn take<'a>(bytes: &'a [u8], pos: &mut usize, n: usize) -> Result<&'a [u8]> {
-    let end = pos
-        .checked_add(n)
-        .filter(|e| *e <= bytes.len())
-        .ok_or(Fallback)?;
+    let end = pos.checked_add(n).filter(|e| *e <= bytes.len()).ok_or(Fallback)?;
     let s = &bytes[*pos..end];
     *pos = end;
     Ok(s)
@@ -64,27 +57,14 @@ enum Raw<'a> {
 fn read_value<'a>(bytes: &'a [u8], pos: &mut usize, wire_type: u8) -> Result<Raw<'a>> {
     Ok(match wire_type {
         0 => Raw::Varint(varint(bytes, pos)?),
-        1 => Raw::I64(u64::from_le_bytes(
-            take(bytes, pos, 8)?.try_into().map_err(|_| Fallback)?,
-        )),
-        5 => Raw::I32(u32::from_le_bytes(
-            take(bytes, pos, 4)?.try_into().map_err(|_| Fallback)?,
-        )),
+        1 => Raw::I64(u64::from_le_bytes(take(bytes, pos, 8)?.try_into().map_err(|_| Fallback)?)),
+        5 => Raw::I32(u32::from_le_bytes(take(bytes, pos, 4)?.try_into().map_err(|_| Fallback)?)),
         2 => {
             let len = usize::try_from(varint(bytes, pos)?).map_err(|_| Fallback)?;
             Raw::Len(take(bytes, pos, len)?)
         }
         _ => return Err(Fallback),
     })
-}
-
-fn expected_wire_type(kind: &Kind) -> u8 {
-    match kind {
-        Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => 1,
-        Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => 5,
-        Kind::String | Kind::Bytes | Kind::Message(_) => 2,
-        _ => 0,
-    }
 }
 
 fn is_default(kind: &Kind, raw: Raw<'_>) -> bool {
@@ -158,10 +138,7 @@ fn push_float(out: &mut Vec<u8>, v: f64) -> Result {
 fn push_padded(out: &mut Vec<u8>, v: u64, width: usize) {
     let mut buf = itoa::Buffer::new();
     let digits = buf.format(v);
-    out.extend(std::iter::repeat_n(
-        b'0',
-        width.saturating_sub(digits.len()),
-    ));
+    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(digits.len())));
     out.extend_from_slice(digits.as_bytes());
 }
 
@@ -179,13 +156,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 impl Writer {
-    fn message(
-        &self,
-        desc: &MessageDescriptor,
-        bytes: &[u8],
-        out: &mut Vec<u8>,
-        depth: usize,
-    ) -> Result {
+    fn message(&self, desc: &MessageDescriptor, bytes: &[u8], out: &mut Vec<u8>, depth: usize) -> Result {
         if depth > MAX_DEPTH {
             return Err(Fallback);
         }
@@ -203,14 +174,8 @@ impl Writer {
         let mut open: Option<(u32, bool)> = None;
         while pos < bytes.len() {
             let tag = varint(bytes, &mut pos)?;
-            let (number, wire_type) = (
-                u32::try_from(tag >> 3).map_err(|_| Fallback)?,
-                (tag & 7) as u8,
-            );
-            if number == 0
-                || number < last_number
-                || (number == last_number && open.is_none_or(|(n, _)| n != number))
-            {
+            let (number, wire_type) = (u32::try_from(tag >> 3).map_err(|_| Fallback)?, (tag & 7) as u8);
+            if number == 0 || number < last_number || (number == last_number && open.is_none_or(|(n, _)| n != number)) {
                 return Err(Fallback);
             }
             if let Some((n, is_map)) = open
@@ -287,13 +252,7 @@ impl Writer {
         Ok(())
     }
 
-    fn map_entry(
-        &self,
-        entry: &MessageDescriptor,
-        bytes: &[u8],
-        out: &mut Vec<u8>,
-        depth: usize,
-    ) -> Result {
+    fn map_entry(&self, entry: &MessageDescriptor, bytes: &[u8], out: &mut Vec<u8>, depth: usize) -> Result {
         let (key_field, value_field) = (entry.map_entry_key_field(), entry.map_entry_value_field());
         let (mut key, mut value) = (None, None);
         let mut pos = 0;
@@ -301,14 +260,8 @@ impl Writer {
             let tag = varint(bytes, &mut pos)?;
             let raw = read_value(bytes, &mut pos, (tag & 7) as u8)?;
             match tag >> 3 {
-                1 if key.is_none() && (tag & 7) as u8 == expected_wire_type(&key_field.kind()) => {
-                    key = Some(raw)
-                }
-                2 if value.is_none()
-                    && (tag & 7) as u8 == expected_wire_type(&value_field.kind()) =>
-                {
-                    value = Some(raw)
-                }
+                1 if key.is_none() && (tag & 7) as u8 == expected_wire_type(&key_field.kind()) => key = Some(raw),
+                2 if value.is_none() && (tag & 7) as u8 == expected_wire_type(&value_field.kind()) => value = Some(raw),
                 _ => return Err(Fallback),
             }
         }
@@ -322,17 +275,10 @@ impl Writer {
         let key = key.unwrap_or_else(|| default(&key_field.kind()));
         let value = value.unwrap_or_else(|| default(&value_field.kind()));
         match (key_field.kind(), key) {
-            (Kind::String, Raw::Len(b)) => {
-                push_str(out, std::str::from_utf8(b).map_err(|_| Fallback)?)
-            }
+            (Kind::String, Raw::Len(b)) => push_str(out, std::str::from_utf8(b).map_err(|_| Fallback)?),
             (
-                k @ (Kind::Bool
-                | Kind::Int32
-                | Kind::Int64
-                | Kind::Uint32
-                | Kind::Uint64
-                | Kind::Sint32
-                | Kind::Sint64),
+                k
+                @ (Kind::Bool | Kind::Int32 | Kind::Int64 | Kind::Uint32 | Kind::Uint64 | Kind::Sint32 | Kind::Sint64),
                 raw,
             ) => {
                 let mut text = Vec::with_capacity(24);
@@ -376,19 +322,13 @@ impl Writer {
 
     fn scalar(&self, kind: &Kind, raw: Raw<'_>, out: &mut Vec<u8>, quote64: bool) -> Result {
         match (kind, raw) {
-            (Kind::Bool, Raw::Varint(v)) => {
-                out.extend_from_slice(if v != 0 { b"true" } else { b"false" })
-            }
+            (Kind::Bool, Raw::Varint(v)) => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
             (Kind::Int32, Raw::Varint(v)) => push_int(out, v as i32, false),
             (Kind::Uint32, Raw::Varint(v)) => push_int(out, v as u32, false),
-            (Kind::Sint32, Raw::Varint(v)) => {
-                push_int(out, ((v as u32 >> 1) as i32) ^ -((v & 1) as i32), false)
-            }
+            (Kind::Sint32, Raw::Varint(v)) => push_int(out, ((v as u32 >> 1) as i32) ^ -((v & 1) as i32), false),
             (Kind::Int64, Raw::Varint(v)) => push_int(out, v as i64, quote64),
             (Kind::Uint64, Raw::Varint(v)) => push_int(out, v, quote64),
-            (Kind::Sint64, Raw::Varint(v)) => {
-                push_int(out, ((v >> 1) as i64) ^ -((v & 1) as i64), quote64)
-            }
+            (Kind::Sint64, Raw::Varint(v)) => push_int(out, ((v >> 1) as i64) ^ -((v & 1) as i64), quote64),
             (Kind::Fixed32, Raw::I32(v)) => push_int(out, v, false),
             (Kind::Sfixed32, Raw::I32(v)) => push_int(out, v as i32, false),
             (Kind::Fixed64, Raw::I64(v)) => push_int(out, v, quote64),
@@ -414,9 +354,7 @@ impl Writer {
             }
         }
         // The proto3 JSON range: 0001-01-01 to 9999-12-31.
-        if !(-62_135_596_800..=253_402_300_799).contains(&seconds)
-            || !(0..=999_999_999).contains(&nanos)
-        {
+        if !(-62_135_596_800..=253_402_300_799).contains(&seconds) || !(0..=999_999_999).contains(&nanos) {
             return Err(Fallback);
         }
         let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));

@@ -34,10 +34,7 @@ pub fn unwrap_text(input: Vec<u8>, encoding: TextEncoding) -> Result<Vec<u8>, Co
                     i += 1;
                     continue;
                 }
-                if c == b'0'
-                    && input.get(i + 1).is_some_and(|n| *n == b'x' || *n == b'X')
-                    && high.is_none()
-                {
+                if c == b'0' && input.get(i + 1).is_some_and(|n| *n == b'x' || *n == b'X') && high.is_none() {
                     i += 2;
                     continue;
                 }
@@ -66,26 +63,20 @@ pub fn unwrap_text(input: Vec<u8>, encoding: TextEncoding) -> Result<Vec<u8>, Co
             Ok(out)
         }
         TextEncoding::Base64 => {
-            let text: Vec<u8> = input
-                .into_iter()
-                .filter(|c| !c.is_ascii_whitespace())
-                .collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(&text)
-                .map_err(|e| {
-                    let offset = match e {
-                        base64::DecodeError::InvalidByte(at, _)
-                        | base64::DecodeError::InvalidLastSymbol(at, _) => at,
-                        _ => text.len(),
-                    };
-                    CodecError::Text {
-                        what: "base64",
-                        flag: "base64",
-                        allowed: "the standard base64 alphabet",
-                        offset,
-                        reason: e.to_string(),
-                    }
-                })
+            let text: Vec<u8> = input.into_iter().filter(|c| !c.is_ascii_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD.decode(&text).map_err(|e| {
+                let offset = match e {
+                    base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => at,
+                    _ => text.len(),
+                };
+                CodecError::Text {
+                    what: "base64",
+                    flag: "base64",
+                    allowed: "the standard base64 alphabet",
+                    offset,
+                    reason: e.to_string(),
+                }
+            })
         }
     }
 }
@@ -198,40 +189,25 @@ pub fn strip_confluent(bytes: &[u8]) -> Result<Option<(Confluent, usize)>, Codec
         help: "a leading 0x00 means the Confluent wire format: 0x00, a 4-byte big-endian schema id, then zig-zag varint message indexes".into(),
     }
     };
-    let id: [u8; 4] = bytes
-        .get(1..5)
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| bad(1, "the 4-byte schema id is cut off"))?;
+    let id: [u8; 4] =
+        bytes.get(1..5).and_then(|s| s.try_into().ok()).ok_or_else(|| bad(1, "the 4-byte schema id is cut off"))?;
     let mut pos = 5;
-    let count =
-        read_varint(bytes, &mut pos).ok_or_else(|| bad(5, "the message-index count is cut off"))?;
+    let count = read_varint(bytes, &mut pos).ok_or_else(|| bad(5, "the message-index count is cut off"))?;
     let count = zigzag(count);
     let message_indexes = if count == 0 {
         vec![0]
     } else {
         if count < 0 || count > 100 {
-            return Err(bad(
-                5,
-                &format!("message-index count {count} is not plausible"),
-            ));
+            return Err(bad(5, &format!("message-index count {count} is not plausible")));
         }
         let mut v = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let at = pos;
-            v.push(zigzag(
-                read_varint(bytes, &mut pos)
-                    .ok_or_else(|| bad(at, "a message index is cut off"))?,
-            ));
+            v.push(zigzag(read_varint(bytes, &mut pos).ok_or_else(|| bad(at, "a message index is cut off"))?));
         }
         v
     };
-    Ok(Some((
-        Confluent {
-            schema_id: u32::from_be_bytes(id),
-            message_indexes,
-        },
-        pos,
-    )))
+    Ok(Some((Confluent { schema_id: u32::from_be_bytes(id), message_indexes }, pos)))
 }
 
 /// Writes the Confluent header (`[0]` is written as a single `0x00`).
@@ -255,10 +231,7 @@ mod tests {
     #[test]
     fn confluent_round_trip_and_short_form() {
         for indexes in [vec![0], vec![1, 2], vec![3]] {
-            let header = Confluent {
-                schema_id: 0x01020304,
-                message_indexes: indexes,
-            };
+            let header = Confluent { schema_id: 0x01020304, message_indexes: indexes };
             let mut out = Vec::new();
             write_confluent(&header, &mut out);
             out.extend_from_slice(b"\x0a\x01x");
@@ -267,57 +240,31 @@ mod tests {
             assert_eq!(&out[at..], b"\x0a\x01x");
         }
         let mut short = Vec::new();
-        write_confluent(
-            &Confluent {
-                schema_id: 7,
-                message_indexes: vec![0],
-            },
-            &mut short,
-        );
+        write_confluent(&Confluent { schema_id: 7, message_indexes: vec![0] }, &mut short);
         assert_eq!(short, [0, 0, 0, 0, 7, 0]);
     }
 
     #[test]
     fn non_confluent_is_left_alone_and_cut_headers_fail() {
         assert_eq!(strip_confluent(b"\x0a\x00").unwrap(), None);
-        assert!(matches!(
-            strip_confluent(&[0, 0, 1]),
-            Err(CodecError::Framing { offset: 1, .. })
-        ));
+        assert!(matches!(strip_confluent(&[0, 0, 1]), Err(CodecError::Framing { offset: 1, .. })));
     }
 
     #[test]
     fn length_delimited_splits_and_reports_oversize() {
-        let frames: Vec<_> = length_delimited(&[1, 0xaa, 0, 2, 0xbb, 0xcc])
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(
-            frames,
-            vec![(1, &[0xaa][..]), (3, &[][..]), (4, &[0xbb, 0xcc][..])]
-        );
+        let frames: Vec<_> = length_delimited(&[1, 0xaa, 0, 2, 0xbb, 0xcc]).collect::<Result<_, _>>().unwrap();
+        assert_eq!(frames, vec![(1, &[0xaa][..]), (3, &[][..]), (4, &[0xbb, 0xcc][..])]);
         let mut it = length_delimited(&[1, 0xaa, 9, 1]);
         assert!(it.next().unwrap().is_ok());
-        assert!(matches!(
-            it.next(),
-            Some(Err(CodecError::Framing { offset: 2, .. }))
-        ));
+        assert!(matches!(it.next(), Some(Err(CodecError::Framing { offset: 2, .. }))));
         assert!(it.next().is_none());
     }
 
     #[test]
     fn hex_and_base64_text() {
-        assert_eq!(
-            unwrap_text(b"0x0a 01\nff".to_vec(), TextEncoding::Hex).unwrap(),
-            [0x0a, 0x01, 0xff]
-        );
-        assert!(matches!(
-            unwrap_text(b"0a zz".to_vec(), TextEncoding::Hex),
-            Err(CodecError::Text { offset: 3, .. })
-        ));
-        assert_eq!(
-            unwrap_text(b"CgF4\n".to_vec(), TextEncoding::Base64).unwrap(),
-            b"\x0a\x01x"
-        );
+        assert_eq!(unwrap_text(b"0x0a 01\nff".to_vec(), TextEncoding::Hex).unwrap(), [0x0a, 0x01, 0xff]);
+        assert!(matches!(unwrap_text(b"0a zz".to_vec(), TextEncoding::Hex), Err(CodecError::Text { offset: 3, .. })));
+        assert_eq!(unwrap_text(b"CgF4\n".to_vec(), TextEncoding::Base64).unwrap(), b"\x0a\x01x");
         assert_eq!(wrap_text(b"\x0a\x01x", TextEncoding::Base64), b"CgF4\n");
     }
 }

@@ -21,10 +21,7 @@ pub struct JsonOptions {
 
 impl Default for JsonOptions {
     fn default() -> Self {
-        Self {
-            int64_as_strings: true,
-            allow_empty: false,
-        }
+        Self { int64_as_strings: true, allow_empty: false }
     }
 }
 
@@ -39,12 +36,7 @@ pub struct Transcoder {
 impl Transcoder {
     pub fn new(desc: MessageDescriptor, options: JsonOptions) -> Self {
         let serialize = SerializeOptions::new().stringify_64_bit_integers(options.int64_as_strings);
-        Self {
-            scratch: DynamicMessage::new(desc.clone()),
-            desc,
-            options,
-            serialize,
-        }
+        Self { scratch: DynamicMessage::new(desc.clone()), desc, options, serialize }
     }
 
     pub fn descriptor(&self) -> &MessageDescriptor {
@@ -59,12 +51,7 @@ impl Transcoder {
         Ok(msg)
     }
 
-    fn merge(
-        &self,
-        msg: &mut DynamicMessage,
-        bytes: &[u8],
-        offset: usize,
-    ) -> Result<(), CodecError> {
+    fn merge(&self, msg: &mut DynamicMessage, bytes: &[u8], offset: usize) -> Result<(), CodecError> {
         if bytes.is_empty() && !self.options.allow_empty {
             return Err(CodecError::Empty { offset });
         }
@@ -92,24 +79,15 @@ impl Transcoder {
         }
         let mut msg = std::mem::replace(&mut self.scratch, DynamicMessage::new(self.desc.clone()));
         msg.clear();
-        let result = self
-            .merge(&mut msg, bytes, offset)
-            .map(|()| self.write_json(&msg, pretty, out));
+        let result = self.merge(&mut msg, bytes, offset).map(|()| self.write_json(&msg, pretty, out));
         self.scratch = msg;
         result
     }
 
     /// Decodes one message to compact JSON appended to `out`: the fast path
     /// when it can, prost-reflect otherwise (shared, so `&self`).
-    pub fn json_line(
-        &self,
-        bytes: &[u8],
-        offset: usize,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        if !bytes.is_empty()
-            && super::fastjson::write(&self.desc, bytes, self.options.int64_as_strings, out).is_ok()
-        {
+    pub fn json_line(&self, bytes: &[u8], offset: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        if !bytes.is_empty() && super::fastjson::write(&self.desc, bytes, self.options.int64_as_strings, out).is_ok() {
             return Ok(());
         }
         let msg = self.decode(bytes, offset)?;
@@ -120,10 +98,7 @@ impl Transcoder {
     /// Appends the JSON of `msg` to `out`.
     pub fn write_json(&self, msg: &DynamicMessage, pretty: bool, out: &mut Vec<u8>) {
         let result = if pretty {
-            msg.serialize_with_options(
-                &mut serde_json::Serializer::pretty(&mut *out),
-                &self.serialize,
-            )
+            msg.serialize_with_options(&mut serde_json::Serializer::pretty(&mut *out), &self.serialize)
         } else {
             msg.serialize_with_options(&mut serde_json::Serializer::new(&mut *out), &self.serialize)
         };
@@ -147,15 +122,10 @@ impl Transcoder {
     ) -> Result<DynamicMessage, CodecError> {
         let slice = &text[range.clone()];
         let mut de = serde_json::Deserializer::from_str(slice);
-        let parsed = DynamicMessage::deserialize_with_options(
-            self.desc.clone(),
-            &mut de,
-            &DeserializeOptions::new(),
-        )
-        .and_then(|m| de.end().map(|()| m));
+        let parsed = DynamicMessage::deserialize_with_options(self.desc.clone(), &mut de, &DeserializeOptions::new())
+            .and_then(|m| de.end().map(|()| m));
         parsed.map_err(|e| {
-            let span = line_col_offset(slice, e.line(), e.column())
-                .map(|at| SourceSpan::from((range.start + at, 1)));
+            let span = line_col_offset(slice, e.line(), e.column()).map(|at| SourceSpan::from((range.start + at, 1)));
             CodecError::Json {
                 type_name: self.desc.full_name().to_string(),
                 reason: e.to_string(),
@@ -176,11 +146,7 @@ fn line_col_offset(text: &str, line: usize, column: usize) -> Option<usize> {
     if line == 0 {
         return None;
     }
-    let start: usize = text
-        .split_inclusive('\n')
-        .take(line - 1)
-        .map(str::len)
-        .sum();
+    let start: usize = text.split_inclusive('\n').take(line - 1).map(str::len).sum();
     Some((start + column.saturating_sub(1)).min(text.len().saturating_sub(1)))
 }
 
@@ -211,19 +177,12 @@ mod tests {
         for int64_as_strings in [true, false] {
             let t = Transcoder::new(
                 Schemas::builtin().message(EVENT_TYPE).unwrap(),
-                JsonOptions {
-                    int64_as_strings,
-                    allow_empty: false,
-                },
+                JsonOptions { int64_as_strings, allow_empty: false },
             );
             for (i, kind) in EventKind::ALL.into_iter().enumerate() {
                 let mut e = events::event(
                     kind,
-                    &Facts {
-                        id: i as i64 * 7919,
-                        correlation_id: Some("c\"\\\n\u{1}é".into()),
-                        ..Default::default()
-                    },
+                    &Facts { id: i as i64 * 7919, correlation_id: Some("c\"\\\n\u{1}é".into()), ..Default::default() },
                     3,
                 );
                 e.metadata.insert("k1".into(), "v1".into());
@@ -238,16 +197,10 @@ mod tests {
     /// Mutated bytes: the fast path either agrees or steps aside, never differs.
     #[test]
     fn fast_path_never_disagrees_on_mutated_bytes() {
-        let t = Transcoder::new(
-            Schemas::builtin().message(EVENT_TYPE).unwrap(),
-            JsonOptions::default(),
-        );
+        let t = Transcoder::new(Schemas::builtin().message(EVENT_TYPE).unwrap(), JsonOptions::default());
         let base = prost::Message::encode_to_vec(&events::event(
             EventKind::CustomerUpdated,
-            &Facts {
-                id: 42,
-                ..Default::default()
-            },
+            &Facts { id: 42, ..Default::default() },
             9,
         ));
         let mut seed = 0x9e3779b97f4a7c15u64;
@@ -267,9 +220,6 @@ mod tests {
                 assert_eq!(Some(fast), slow_json(&t, &bytes), "bytes {bytes:02x?}");
             }
         }
-        assert!(
-            fast_taken > 1000,
-            "the fast path should take most single-byte changes ({fast_taken})"
-        );
+        assert!(fast_taken > 1000, "the fast path should take most single-byte changes ({fast_taken})");
     }
 }

@@ -38,14 +38,8 @@ pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/desc
 /// The `.proto` sources of the workshop schemas, by import path, for tools
 /// that want files (Bufstream's `--schema`, students reading them).
 pub const PROTO_SOURCES: [(&str, &str); 2] = [
-    (
-        "customer/v1/customer.proto",
-        include_str!("../../proto/customer/v1/customer.proto"),
-    ),
-    (
-        "events/v1/customer_events.proto",
-        include_str!("../../proto/events/v1/customer_events.proto"),
-    ),
+    ("customer/v1/customer.proto", include_str!("../../proto/customer/v1/customer.proto")),
+    ("events/v1/customer_events.proto", include_str!("../../proto/events/v1/customer_events.proto")),
 ];
 
 /// The message carried on `customer_events`.
@@ -74,10 +68,7 @@ impl Schemas {
         let mut includes: Vec<PathBuf> = includes.to_vec();
         if includes.is_empty() {
             for file in files {
-                let dir = file
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
+                let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 if !includes.iter().any(|i| i == dir) {
                     includes.push(dir.to_path_buf());
                 }
@@ -89,11 +80,7 @@ impl Schemas {
             compiler.open_files(files)?;
             Ok(compiler.descriptor_pool())
         };
-        compile()
-            .map(|pool| Self { pool })
-            .map_err(|e| CodecError::Compile {
-                message: e.to_string(),
-            })
+        compile().map(|pool| Self { pool }).map_err(|e| CodecError::Compile { message: e.to_string() })
     }
 
     /// The pool, for code that walks descriptors (e.g. the broker's registry files).
@@ -117,10 +104,7 @@ impl Schemas {
                 .map(|m| m.full_name().to_string())
                 .collect();
             near.sort();
-            CodecError::UnknownType {
-                name: name.to_string(),
-                near,
-            }
+            CodecError::UnknownType { name: name.to_string(), near }
         })
     }
 }

@@ -42,13 +42,8 @@ pub fn wire_type_name(wire_type: u8) -> &'static str {
 
 /// Walks `bytes` as a `desc` message; `Ok(())` when the wire format is sound.
 pub fn check(desc: &MessageDescriptor, bytes: &[u8]) -> Result<(), WireFault> {
-    let mut walker = Walker {
-        bytes,
-        path: Vec::new(),
-    };
-    walker
-        .message(Some(desc), 0, bytes.len(), None, 0)
-        .map(|_| ())
+    let mut walker = Walker { bytes, path: Vec::new() };
+    walker.message(Some(desc), 0, bytes.len(), None, 0).map(|_| ())
 }
 
 struct Walker<'a> {
@@ -57,20 +52,8 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn fault(
-        &self,
-        offset: usize,
-        field: Option<u32>,
-        wire_type: Option<u8>,
-        reason: String,
-    ) -> WireFault {
-        WireFault {
-            offset,
-            field,
-            wire_type,
-            path: self.path.join("."),
-            reason,
-        }
+    fn fault(&self, offset: usize, field: Option<u32>, wire_type: Option<u8>, reason: String) -> WireFault {
+        WireFault { offset, field, wire_type, path: self.path.join("."), reason }
     }
 
     fn varint(&self, pos: &mut usize, end: usize, what: &str) -> Result<u64, WireFault> {
@@ -92,12 +75,7 @@ impl Walker<'_> {
                 return Ok(value);
             }
         }
-        Err(self.fault(
-            start,
-            None,
-            None,
-            format!("{what} is a varint longer than 10 bytes"),
-        ))
+        Err(self.fault(start, None, None, format!("{what} is a varint longer than 10 bytes")))
     }
 
     /// Walks one message between `start` and `end`; inside a group, stops at
@@ -111,12 +89,7 @@ impl Walker<'_> {
         depth: usize,
     ) -> Result<usize, WireFault> {
         if depth > MAX_DEPTH {
-            return Err(self.fault(
-                start,
-                None,
-                None,
-                format!("messages nested deeper than {MAX_DEPTH} levels"),
-            ));
+            return Err(self.fault(start, None, None, format!("messages nested deeper than {MAX_DEPTH} levels")));
         }
         let mut pos = start;
         while pos < end {
@@ -143,9 +116,7 @@ impl Walker<'_> {
             if let Some(f) = &field {
                 self.expect_wire_type(f, wire_type, tag_at)?;
             }
-            let fail = |w: &Self, at: usize, reason: String| {
-                w.fault(at, Some(number), Some(wire_type), reason)
-            };
+            let fail = |w: &Self, at: usize, reason: String| w.fault(at, Some(number), Some(wire_type), reason);
             match wire_type {
                 0 => {
                     self.varint(&mut pos, end, &format!("the value of field {number}"))?;
@@ -166,8 +137,7 @@ impl Walker<'_> {
                     pos += size;
                 }
                 2 => {
-                    let len =
-                        self.varint(&mut pos, end, &format!("the length of field {number}"))?;
+                    let len = self.varint(&mut pos, end, &format!("the length of field {number}"))?;
                     if len > (end - pos) as u64 {
                         return Err(fail(
                             self,
@@ -198,9 +168,7 @@ impl Walker<'_> {
                         Err(fail(
                             self,
                             tag_at,
-                            format!(
-                                "end-group tag for field {number} without a matching start-group"
-                            ),
+                            format!("end-group tag for field {number} without a matching start-group"),
                         ))
                     };
                 }
@@ -218,12 +186,7 @@ impl Walker<'_> {
         }
     }
 
-    fn expect_wire_type(
-        &self,
-        field: &FieldDescriptor,
-        found: u8,
-        at: usize,
-    ) -> Result<(), WireFault> {
+    fn expect_wire_type(&self, field: &FieldDescriptor, found: u8, at: usize) -> Result<(), WireFault> {
         let kind = field.kind();
         let expected = expected_wire_type(&kind);
         let packed_ok = found == 2 && field.cardinality() == Cardinality::Repeated && expected != 2;
@@ -266,10 +229,7 @@ impl Walker<'_> {
                         start + e.valid_up_to(),
                         Some(number),
                         Some(2),
-                        format!(
-                            "field {number} (`{}`, string) is not valid UTF-8",
-                            field.name()
-                        ),
+                        format!("field {number} (`{}`, string) is not valid UTF-8", field.name()),
                     ));
                 }
             }
@@ -280,16 +240,17 @@ impl Walker<'_> {
                 while pos < end {
                     match expected_wire_type(&packed) {
                         0 => {
-                            self.varint(
-                                &mut pos,
-                                end,
-                                &format!("a packed value of field {number}"),
-                            )?;
+                            self.varint(&mut pos, end, &format!("a packed value of field {number}"))?;
                         }
                         w => {
                             let size = if w == 1 { 8 } else { 4 };
                             if end - pos < size {
-                                return Err(self.fault(pos, Some(number), Some(2), format!("packed field {number} ends in the middle of a {size}-byte value")));
+                                return Err(self.fault(
+                                    pos,
+                                    Some(number),
+                                    Some(2),
+                                    format!("packed field {number} ends in the middle of a {size}-byte value"),
+                                ));
                             }
                             pos += size;
                         }
@@ -301,7 +262,8 @@ impl Walker<'_> {
     }
 }
 
-fn expected_wire_type(kind: &Kind) -> u8 {
+/// The wire type protobuf uses for a field of this kind (packing aside).
+pub(crate) fn expected_wire_type(kind: &Kind) -> u8 {
     match kind {
         Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => 1,
         Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => 5,
@@ -330,19 +292,13 @@ mod tests {
     #[test]
     fn sound_bytes_pass() {
         // event_id = "ab", version = 3
-        assert_eq!(
-            check(&event(), &[0x0a, 0x02, b'a', b'b', 0x20, 0x03]),
-            Ok(())
-        );
+        assert_eq!(check(&event(), &[0x0a, 0x02, b'a', b'b', 0x20, 0x03]), Ok(()));
     }
 
     #[test]
     fn truncated_length_points_at_the_tag() {
         let fault = check(&event(), &[0x20, 0x01, 0x0a, 0xff, 0x01]).unwrap_err();
-        assert_eq!(
-            (fault.offset, fault.field, fault.wire_type),
-            (2, Some(1), Some(2))
-        );
+        assert_eq!((fault.offset, fault.field, fault.wire_type), (2, Some(1), Some(2)));
         assert!(fault.reason.contains("255 bytes long"), "{}", fault.reason);
     }
 
@@ -358,11 +314,7 @@ mod tests {
         // event_type (enum, field 2) sent as LEN
         let fault = check(&event(), &[0x12, 0x00]).unwrap_err();
         assert!(fault.reason.contains("`event_type`"), "{}", fault.reason);
-        assert!(
-            fault.reason.contains("expects wire type 0"),
-            "{}",
-            fault.reason
-        );
+        assert!(fault.reason.contains("expects wire type 0"), "{}", fault.reason);
     }
 
     #[test]

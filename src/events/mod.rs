@@ -9,9 +9,9 @@ use prost_types::Timestamp;
 use crate::codec::pb::{
     customer::v1::{ContactInfo, Customer, CustomerStatus},
     events::v1::{
-        CreateCustomer, CustomerCommand, CustomerContactUpdated, CustomerCreated, CustomerDeleted,
-        CustomerEvent, CustomerEventType, CustomerStatusChanged, CustomerUpdated, DeleteCustomer,
-        UpdateCustomer, customer_command::Action, customer_event::Payload,
+        CreateCustomer, CustomerCommand, CustomerContactUpdated, CustomerCreated, CustomerDeleted, CustomerEvent,
+        CustomerEventType, CustomerStatusChanged, CustomerUpdated, DeleteCustomer, UpdateCustomer,
+        customer_command::Action, customer_event::Payload,
     },
 };
 
@@ -74,12 +74,7 @@ pub struct Facts {
 
 /// A few of the Chinook store's customers, to make generated data look real.
 const PEOPLE: [(&str, &str, &str, &str); 8] = [
-    (
-        "Luís Gonçalves",
-        "São José dos Campos",
-        "BR",
-        "+55 (12) 3923-5555",
-    ),
+    ("Luís Gonçalves", "São José dos Campos", "BR", "+55 (12) 3923-5555"),
     ("Leonie Köhler", "Stuttgart", "DE", "+49 0711 2842222"),
     ("François Tremblay", "Montréal", "CA", "+1 (514) 721-4711"),
     ("Bjørn Hansen", "Oslo", "NO", "+47 22 44 22 22"),
@@ -94,49 +89,30 @@ fn person(id: i64) -> (&'static str, &'static str, &'static str, &'static str) {
 }
 
 fn default_email(name: &str, id: i64) -> String {
-    let first: String = name
-        .split_whitespace()
-        .next()
-        .unwrap_or("customer")
-        .chars()
-        .filter(|c| c.is_ascii_alphabetic())
-        .collect();
+    let first: String =
+        name.split_whitespace().next().unwrap_or("customer").chars().filter(|c| c.is_ascii_alphabetic()).collect();
     format!("{}.{id}@example.com", first.to_ascii_lowercase())
 }
 
 /// A fresh, unique id with a prefix: `evt-…`, `cmd-…`.
 pub fn new_id(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    format!(
-        "{prefix}-{nanos:x}-{:x}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    format!("{prefix}-{nanos:x}-{:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Now, as a protobuf timestamp.
 pub fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
-    }
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
 
 impl Facts {
     fn customer(&self, at: &Timestamp) -> Customer {
         let (name, city, country, phone) = person(self.id);
         let name = self.name.clone().unwrap_or_else(|| name.to_string());
-        let email = self
-            .email
-            .clone()
-            .unwrap_or_else(|| default_email(&name, self.id));
+        let email = self.email.clone().unwrap_or_else(|| default_email(&name, self.id));
         Customer {
             id: self.id,
             email: email.clone(),
@@ -188,27 +164,19 @@ pub fn event(kind: EventKind, facts: &Facts, version: i64) -> CustomerEvent {
         EventKind::CustomerDeleted => Payload::CustomerDeleted(CustomerDeleted {
             customer_id: facts.id,
             deleted_by: by,
-            reason: facts
-                .reason
-                .clone()
-                .unwrap_or_else(|| "customer asked to close the account".into()),
+            reason: facts.reason.clone().unwrap_or_else(|| "customer asked to close the account".into()),
         }),
         EventKind::StatusChanged => Payload::StatusChanged(CustomerStatusChanged {
             customer_id: facts.id,
             old_status: facts.old_status.unwrap_or(CustomerStatus::Active) as i32,
             new_status: facts.status.unwrap_or(CustomerStatus::Suspended) as i32,
             changed_by: by,
-            reason: facts
-                .reason
-                .clone()
-                .unwrap_or_else(|| "payment overdue".into()),
+            reason: facts.reason.clone().unwrap_or_else(|| "payment overdue".into()),
         }),
         EventKind::ContactUpdated => {
             let (name, city, country, phone) = person(facts.id);
-            let email = facts
-                .email
-                .clone()
-                .unwrap_or_else(|| default_email(facts.name.as_deref().unwrap_or(name), facts.id));
+            let email =
+                facts.email.clone().unwrap_or_else(|| default_email(facts.name.as_deref().unwrap_or(name), facts.id));
             Payload::ContactUpdated(CustomerContactUpdated {
                 customer_id: facts.id,
                 contact: Some(facts.contact(&email, city, country, phone)),
@@ -230,14 +198,18 @@ pub fn event(kind: EventKind, facts: &Facts, version: i64) -> CustomerEvent {
     }
 }
 
+/// A `CustomerCreated` event (version 1) for customer `id`, all else generated.
+pub fn created(id: i64) -> CustomerEvent {
+    event(EventKind::CustomerCreated, &Facts { id, ..Default::default() }, 1)
+}
+
 /// A `CustomerCommand` of `kind` about customer `facts.id`.
 pub fn command(kind: CommandKind, facts: &Facts) -> CustomerCommand {
     let at = now();
     let action = match kind {
-        CommandKind::CreateCustomer => Action::CreateCustomer(CreateCustomer {
-            customer: Some(facts.customer(&at)),
-            requested_by: facts.by(),
-        }),
+        CommandKind::CreateCustomer => {
+            Action::CreateCustomer(CreateCustomer { customer: Some(facts.customer(&at)), requested_by: facts.by() })
+        }
         CommandKind::UpdateCustomer => Action::UpdateCustomer(UpdateCustomer {
             customer: Some(facts.customer(&at)),
             requested_by: facts.by(),
@@ -250,10 +222,7 @@ pub fn command(kind: CommandKind, facts: &Facts) -> CustomerCommand {
         CommandKind::DeleteCustomer => Action::DeleteCustomer(DeleteCustomer {
             customer_id: facts.id,
             requested_by: facts.by(),
-            reason: facts
-                .reason
-                .clone()
-                .unwrap_or_else(|| "customer asked to close the account".into()),
+            reason: facts.reason.clone().unwrap_or_else(|| "customer asked to close the account".into()),
         }),
     };
     CustomerCommand {
@@ -267,22 +236,14 @@ pub fn command(kind: CommandKind, facts: &Facts) -> CustomerCommand {
 
 /// The record headers of an event: what a consumer can route on without decoding.
 pub fn event_headers(e: &CustomerEvent) -> Vec<(String, Vec<u8>)> {
-    let kind = CustomerEventType::try_from(e.event_type)
-        .map(|t| t.as_str_name())
-        .unwrap_or("UNKNOWN");
+    let kind = CustomerEventType::try_from(e.event_type).map(|t| t.as_str_name()).unwrap_or("UNKNOWN");
     let mut h = vec![
         ("event-type".to_string(), kind.as_bytes().to_vec()),
-        (
-            "aggregate-type".into(),
-            e.aggregate_type.as_bytes().to_vec(),
-        ),
+        ("aggregate-type".into(), e.aggregate_type.as_bytes().to_vec()),
         ("event-version".into(), e.version.to_string().into_bytes()),
     ];
     if !e.correlation_id.is_empty() {
-        h.push((
-            "correlation-id".into(),
-            e.correlation_id.as_bytes().to_vec(),
-        ));
+        h.push(("correlation-id".into(), e.correlation_id.as_bytes().to_vec()));
     }
     h.push(("content-type".into(), b"application/x-protobuf".to_vec()));
     h
@@ -298,10 +259,7 @@ pub fn command_headers(c: &CustomerCommand) -> Vec<(String, Vec<u8>)> {
     };
     let mut h = vec![("command-type".to_string(), kind.as_bytes().to_vec())];
     if !c.correlation_id.is_empty() {
-        h.push((
-            "correlation-id".into(),
-            c.correlation_id.as_bytes().to_vec(),
-        ));
+        h.push(("correlation-id".into(), c.correlation_id.as_bytes().to_vec()));
     }
     h.push(("content-type".into(), b"application/x-protobuf".to_vec()));
     h
@@ -319,14 +277,7 @@ mod tests {
     #[test]
     fn every_kind_matches_its_type_and_payload() {
         for kind in EventKind::ALL {
-            let e = event(
-                kind,
-                &Facts {
-                    id: 7,
-                    ..Default::default()
-                },
-                2,
-            );
+            let e = event(kind, &Facts { id: 7, ..Default::default() }, 2);
             assert_eq!(e.event_type, kind.event_type() as i32);
             assert_eq!(e.aggregate_id, "7");
             assert_eq!(e.version, 2);
@@ -346,21 +297,10 @@ mod tests {
     fn ids_are_unique_and_headers_carry_the_type() {
         let a = event(
             EventKind::CustomerCreated,
-            &Facts {
-                id: 1,
-                correlation_id: Some("c-1".into()),
-                ..Default::default()
-            },
+            &Facts { id: 1, correlation_id: Some("c-1".into()), ..Default::default() },
             1,
         );
-        let b = event(
-            EventKind::CustomerCreated,
-            &Facts {
-                id: 1,
-                ..Default::default()
-            },
-            1,
-        );
+        let b = event(EventKind::CustomerCreated, &Facts { id: 1, ..Default::default() }, 1);
         assert_ne!(a.event_id, b.event_id);
         let h = event_headers(&a);
         assert!(h.contains(&("event-type".into(), b"CUSTOMER_EVENT_TYPE_CREATED".to_vec())));

@@ -12,9 +12,9 @@ use std::{
 use super::{Check, Env, FaultError, Report, Scratch};
 use crate::{
     broker::{Paths, control, process},
-    events::{self, EventKind, Facts},
+    events,
     kafka::{
-        consumer::{self, ConsumeOptions, Decoders, Event, StartAt},
+        consumer,
         producer::{self, OutRecord, ProduceOptions},
     },
 };
@@ -33,30 +33,15 @@ pub struct BrokerDown {
 
 impl BrokerDown {
     pub async fn run(&self, env: &Env, paths: &Paths) -> Result<Report, FaultError> {
-        let state = env.managed.clone().ok_or(FaultError::NeedsManagedBroker {
-            scenario: "broker-down",
-        })?;
+        let state = env.managed.clone().ok_or(FaultError::NeedsManagedBroker { scenario: "broker-down" })?;
         let scratch = Scratch::create(&env.conn, "down", &[("", 3)]).await?;
         let topic = scratch.names[0].clone();
         let mut ids = Vec::with_capacity(self.count);
         let records: Vec<OutRecord> = (0..self.count as i64)
             .map(|id| {
-                let e = events::event(
-                    EventKind::CustomerCreated,
-                    &Facts {
-                        id,
-                        ..Default::default()
-                    },
-                    1,
-                );
+                let e = events::created(id);
                 ids.push(e.event_id.clone());
-                OutRecord {
-                    topic: topic.clone(),
-                    key: Some(e.aggregate_id.clone().into_bytes()),
-                    headers: events::event_headers(&e),
-                    value: prost::Message::encode_to_vec(&e),
-                    ..Default::default()
-                }
+                OutRecord::event(&topic, &e)
             })
             .collect();
         // The outage must fit inside the delivery timeout for the retries to carry it.
@@ -82,13 +67,8 @@ impl BrokerDown {
                 };
                 process::start_detached(&restart, paths).await?;
             } else {
-                control::request(
-                    state.control,
-                    &control::Request::Outage {
-                        millis: self.down_for.as_millis() as u64,
-                    },
-                )
-                .await?;
+                control::request(state.control, &control::Request::Outage { millis: self.down_for.as_millis() as u64 })
+                    .await?;
                 // Back up before anything else happens (a poll on the broker's own state).
                 while let control::Reply::Status { door, .. } =
                     control::request(state.control, &control::Request::Status).await?
@@ -99,9 +79,7 @@ impl BrokerDown {
             }
             Ok::<u64, FaultError>(at)
         };
-        let publish = producer::produce(&env.conn, &options, records, |n| {
-            done.store(n, Ordering::Relaxed)
-        });
+        let publish = producer::produce(&env.conn, &options, records, |n| done.store(n, Ordering::Relaxed));
         let (published, went_down_at) = tokio::join!(publish, trigger);
         let (report_p, went_down_at) = (published?, went_down_at?);
 
@@ -111,35 +89,17 @@ impl BrokerDown {
         for id in read_back {
             *seen.entry(id).or_default() += 1;
         }
-        let failed: std::collections::HashSet<usize> =
-            report_p.failures.iter().map(|f| f.index).collect();
-        let acked_ids: Vec<&String> = ids
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !failed.contains(i))
-            .map(|(_, id)| id)
-            .collect();
-        let lost = acked_ids
-            .iter()
-            .filter(|id| !seen.contains_key(id.as_str()))
-            .count();
+        let failed: std::collections::HashSet<usize> = report_p.failures.iter().map(|f| f.index).collect();
+        let acked_ids: Vec<&String> =
+            ids.iter().enumerate().filter(|(i, _)| !failed.contains(i)).map(|(_, id)| id).collect();
+        let lost = acked_ids.iter().filter(|id| !seen.contains_key(id.as_str())).count();
         let duplicates: u32 = seen.values().map(|n| n.saturating_sub(1)).sum();
         scratch.remove(&env.conn).await;
 
         let mut report = Report::new("broker-down");
-        report.checks.push(Check::new(
-            "events acknowledged",
-            self.count,
-            report_p.acked,
-        ));
-        report.checks.push(Check::new(
-            "acknowledged events missing on read-back",
-            0,
-            lost,
-        ));
-        report
-            .checks
-            .push(Check::new("events stored more than once", 0, duplicates));
+        report.checks.push(Check::new("events acknowledged", self.count, report_p.acked));
+        report.checks.push(Check::new("acknowledged events missing on read-back", 0, lost));
+        report.checks.push(Check::new("events stored more than once", 0, duplicates));
         report.figure("sent", report_p.sent);
         report.figure("acked", report_p.acked);
         report.figure("failed", report_p.failed);
@@ -165,32 +125,8 @@ impl BrokerDown {
 }
 
 async fn read_back(env: &Env, topic: &str) -> Result<Vec<String>, FaultError> {
-    let options = ConsumeOptions {
-        group: events::new_id("break-down-readback"),
-        topics: vec![topic.to_string()],
-        start: StartAt::Start,
-        max: None,
-        until_end: true,
-        dead_letters: None,
-        fail: None,
-        attempts: 1,
-        handler_delay: Duration::ZERO,
-        standalone: true,
-    };
-    let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
-    let mut ids = Vec::new();
-    let read = consumer::consume(&env.conn, &options, &decoders, |event| {
-        if let Event::Record(r, _) = event
-            && let Ok(e) = <crate::codec::pb::events::v1::CustomerEvent as prost::Message>::decode(
-                rdkafka::Message::payload(r.message).unwrap_or_default(),
-            )
-        {
-            ids.push(e.event_id);
-        }
-    })
-    .await;
-    match read {
-        Ok(_) => Ok(ids),
+    match consumer::read_events(&env.conn, topic).await {
+        Ok(events) => Ok(events.into_iter().map(|e| e.event_id).collect()),
         // After a hard restart of a memory broker the topic itself is gone.
         Err(crate::kafka::KafkaError::NoTopic { .. }) => Ok(Vec::new()),
         Err(e) => Err(e.into()),

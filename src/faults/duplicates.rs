@@ -8,10 +8,9 @@ use std::{collections::HashSet, time::Duration};
 use super::{Check, Env, FaultError, Report, Scratch};
 use crate::{
     broker::control,
-    events::{self, EventKind, Facts},
+    events,
     kafka::{
-        KafkaError,
-        consumer::{self, ConsumeOptions, Decoders, Event, StartAt},
+        KafkaError, consumer,
         producer::{self, OutRecord, ProduceOptions},
     },
 };
@@ -27,52 +26,18 @@ const REQUEST_TIMEOUT_MS: u64 = 400;
 
 impl Duplicates {
     /// Sends `count` events while responses are late; returns (acked, stored, unique).
-    async fn attempt(
-        &self,
-        env: &Env,
-        topic: &str,
-        idempotent: bool,
-    ) -> Result<(usize, usize, usize), FaultError> {
-        let state = env.managed.as_ref().ok_or(FaultError::NeedsManagedBroker {
-            scenario: "duplicates",
-        })?;
+    async fn attempt(&self, env: &Env, topic: &str, idempotent: bool) -> Result<(usize, usize, usize), FaultError> {
+        let state = env.managed.as_ref().ok_or(FaultError::NeedsManagedBroker { scenario: "duplicates" })?;
         let mut conn = env.conn.clone();
-        conn.overrides
-            .push(("socket.timeout.ms".into(), REQUEST_TIMEOUT_MS.to_string()));
-        let options = ProduceOptions {
-            idempotent,
-            linger_ms: 0,
-            retries: 0,
-            ..Default::default()
-        };
-        let build = |id: i64| {
-            let e = events::event(
-                EventKind::CustomerCreated,
-                &Facts {
-                    id,
-                    ..Default::default()
-                },
-                1,
-            );
-            OutRecord {
-                topic: topic.to_string(),
-                key: Some(e.aggregate_id.clone().into_bytes()),
-                value: prost::Message::encode_to_vec(&e),
-                ..Default::default()
-            }
-        };
+        conn.overrides.push(("socket.timeout.ms".into(), REQUEST_TIMEOUT_MS.to_string()));
+        let options = ProduceOptions { idempotent, linger_ms: 0, retries: 0, ..Default::default() };
+        let build = |id: i64| OutRecord::event(topic, &events::created(id));
         let producer = options.producer(&conn)?;
         // Warm up: connections and producer id in place before the fault.
         for r in producer::send_all(&producer, &[build(0)]).await {
             r.map_err(|e| KafkaError::request("warming up the producer", e))?;
         }
-        control::request(
-            state.control,
-            &control::Request::Latency {
-                millis: self.delay.as_millis() as u64,
-            },
-        )
-        .await?;
+        control::request(state.control, &control::Request::Latency { millis: self.delay.as_millis() as u64 }).await?;
         let records: Vec<OutRecord> = (1..=self.count as i64).map(build).collect();
         let sending = producer::send_all(&producer, &records);
         // The fault window: every response in it is later than the request timeout.
@@ -91,12 +56,9 @@ impl Duplicates {
 
     pub async fn run(&self, env: &Env) -> Result<Report, FaultError> {
         if env.managed.is_none() {
-            return Err(FaultError::NeedsManagedBroker {
-                scenario: "duplicates",
-            });
+            return Err(FaultError::NeedsManagedBroker { scenario: "duplicates" });
         }
-        let scratch =
-            Scratch::create(&env.conn, "dup", &[(".plain", 1), (".idempotent", 1)]).await?;
+        let scratch = Scratch::create(&env.conn, "dup", &[(".plain", 1), (".idempotent", 1)]).await?;
         let plain = self.attempt(env, &scratch.names[0], false).await;
         let idempotent = match &plain {
             Ok(_) => self.attempt(env, &scratch.names[1], true).await,
@@ -105,30 +67,14 @@ impl Duplicates {
         scratch.remove(&env.conn).await;
         let ((p_acked, p_stored, p_unique), (i_acked, i_stored, i_unique)) = (plain?, idempotent?);
         let mut report = Report::new("duplicates");
-        report.checks.push(Check::new(
-            "events acknowledged (plain producer)",
-            self.count,
-            p_acked,
-        ));
+        report.checks.push(Check::new("events acknowledged (plain producer)", self.count, p_acked));
         report.checks.push(Check::new(
             "copies stored (plain producer)",
             "more than sent",
-            if p_stored > self.count {
-                "more than sent".into()
-            } else {
-                p_stored.to_string()
-            },
+            if p_stored > self.count { "more than sent".into() } else { p_stored.to_string() },
         ));
-        report.checks.push(Check::new(
-            "distinct events a deduplicating handler processes",
-            self.count,
-            p_unique,
-        ));
-        report.checks.push(Check::new(
-            "copies stored (idempotent producer)",
-            self.count,
-            i_stored,
-        ));
+        report.checks.push(Check::new("distinct events a deduplicating handler processes", self.count, p_unique));
+        report.checks.push(Check::new("copies stored (idempotent producer)", self.count, i_stored));
         report.figure("sent", self.count);
         report.figure("plain_stored", p_stored);
         report.figure("plain_duplicates", p_stored.saturating_sub(p_unique));
@@ -148,29 +94,5 @@ impl Duplicates {
 }
 
 async fn read_ids(env: &Env, topic: &str) -> Result<Vec<String>, FaultError> {
-    let options = ConsumeOptions {
-        group: events::new_id("break-dup"),
-        topics: vec![topic.to_string()],
-        start: StartAt::Start,
-        max: None,
-        until_end: true,
-        dead_letters: None,
-        fail: None,
-        attempts: 1,
-        handler_delay: Duration::ZERO,
-        standalone: true,
-    };
-    let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
-    let mut ids = Vec::new();
-    consumer::consume(&env.conn, &options, &decoders, |event| {
-        if let Event::Record(r, _) = event
-            && let Ok(e) = <crate::codec::pb::events::v1::CustomerEvent as prost::Message>::decode(
-                rdkafka::Message::payload(r.message).unwrap_or_default(),
-            )
-        {
-            ids.push(e.event_id);
-        }
-    })
-    .await?;
-    Ok(ids)
+    Ok(consumer::read_events(&env.conn, topic).await?.into_iter().map(|e| e.event_id).collect())
 }

@@ -8,7 +8,7 @@ use rdkafka::{
 
 use super::{Check, Env, FaultError, Report, Scratch};
 use crate::kafka::{
-    consumer::{self, ConsumeOptions, Decoders, StartAt},
+    consumer::{self, ConsumeOptions, Decoders},
     topics::EVENTS,
 };
 
@@ -26,15 +26,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    const EACH: [Kind; 7] = [
-        Kind::Truncated,
-        Kind::BadWireType,
-        Kind::FieldZero,
-        Kind::Json,
-        Kind::WrongType,
-        Kind::Empty,
-        Kind::Oversize,
-    ];
+    const EACH: [Kind; 7] =
+        [Kind::Truncated, Kind::BadWireType, Kind::FieldZero, Kind::Json, Kind::WrongType, Kind::Empty, Kind::Oversize];
 
     fn name(self) -> &'static str {
         match self {
@@ -79,20 +72,14 @@ pub struct Malformed {
 impl Malformed {
     pub async fn run(&self, env: &Env) -> Result<Report, FaultError> {
         env.conn.probe().await?;
-        let kinds: Vec<Kind> = if self.kind == Kind::All {
-            Kind::EACH.to_vec()
-        } else {
-            vec![self.kind]
-        };
+        let kinds: Vec<Kind> = if self.kind == Kind::All { Kind::EACH.to_vec() } else { vec![self.kind] };
         let mut report = Report::new("malformed");
         let scratch = if self.bypass_schema {
             Some(Scratch::create(&env.conn, "malformed", &[("", 1), (".dlq", 1)]).await?)
         } else {
             None
         };
-        let topic = scratch
-            .as_ref()
-            .map_or(EVENTS.to_string(), |s| s.names[0].clone());
+        let topic = scratch.as_ref().map_or(EVENTS.to_string(), |s| s.names[0].clone());
         let (mut rejected, mut accepted) = (0, 0);
         for kind in &kinds {
             // One producer and one batch per value: a rejected record takes its whole batch with it.
@@ -104,9 +91,7 @@ impl Malformed {
                 .map_err(|e| crate::kafka::KafkaError::request("creating a producer", e))?;
             let sent = producer
                 .send(
-                    FutureRecord::<str, [u8]>::to(&topic)
-                        .key("malformed")
-                        .payload(kind.bytes()),
+                    FutureRecord::<str, [u8]>::to(&topic).key("malformed").payload(kind.bytes()),
                     std::time::Duration::from_secs(10),
                 )
                 .await;
@@ -121,11 +106,7 @@ impl Malformed {
                 }
                 Err((e, _)) => format!("failed: {e}"),
             };
-            let expected = if self.bypass_schema || kind.decodes() {
-                "accepted"
-            } else {
-                "rejected (INVALID_RECORD)"
-            };
+            let expected = if self.bypass_schema || kind.decodes() { "accepted" } else { "rejected (INVALID_RECORD)" };
             report.checks.push(Check::new(
                 format!("{} ({} bytes)", kind.name(), kind.bytes().len()),
                 expected,
@@ -136,26 +117,12 @@ impl Malformed {
         report.figure("rejected", rejected);
         report.figure("accepted", accepted);
         if let Some(scratch) = scratch {
-            let options = ConsumeOptions {
-                group: crate::events::new_id("break-malformed"),
-                topics: vec![topic.clone()],
-                start: StartAt::Start,
-                max: None,
-                until_end: true,
-                dead_letters: Some(scratch.names[1].clone()),
-                fail: None,
-                attempts: 1,
-                handler_delay: std::time::Duration::ZERO,
-                standalone: true,
-            };
+            let options =
+                ConsumeOptions { dead_letters: Some(scratch.names[1].clone()), ..ConsumeOptions::read_all(&topic) };
             let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
             let summary = consumer::consume(&env.conn, &options, &decoders, |_| {}).await?;
             let undecodable = kinds.iter().filter(|k| !k.decodes()).count();
-            report.checks.push(Check::new(
-                "dead-lettered by the consumer",
-                undecodable,
-                summary.dead_lettered,
-            ));
+            report.checks.push(Check::new("dead-lettered by the consumer", undecodable, summary.dead_lettered));
             report.checks.push(Check::new(
                 "skipped (decodes, but no event type)",
                 kinds.len() - undecodable,

@@ -78,9 +78,7 @@ pub enum FaultError {
     #[error("`break {scenario}` needs a broker started by chinook in this directory")]
     #[diagnostic(
         code(chinook::faults::managed),
-        help(
-            "it takes the broker down through chinook's front door: run `chinook broker start` here first"
-        )
+        help("it takes the broker down through chinook's front door: run `chinook broker start` here first")
     )]
     NeedsManagedBroker { scenario: &'static str },
 }
@@ -107,12 +105,7 @@ pub struct Check {
 impl Check {
     pub fn new(what: impl Into<String>, expected: impl ToString, observed: impl ToString) -> Self {
         let (expected, observed) = (expected.to_string(), observed.to_string());
-        Self {
-            what: what.into(),
-            as_expected: expected == observed,
-            expected,
-            observed,
-        }
+        Self { what: what.into(), as_expected: expected == observed, expected, observed }
     }
 }
 
@@ -129,18 +122,11 @@ pub struct Report {
 
 impl Report {
     fn new(scenario: &'static str) -> Self {
-        Self {
-            scenario,
-            checks: Vec::new(),
-            figures: BTreeMap::new(),
-            look_for: String::new(),
-            fix: String::new(),
-        }
+        Self { scenario, checks: Vec::new(), figures: BTreeMap::new(), look_for: String::new(), fix: String::new() }
     }
 
     fn figure(&mut self, name: &str, value: impl TryInto<i64>) {
-        self.figures
-            .insert(name.to_string(), value.try_into().unwrap_or(i64::MAX));
+        self.figures.insert(name.to_string(), value.try_into().unwrap_or(i64::MAX));
     }
 }
 
@@ -156,11 +142,7 @@ struct Scratch {
 }
 
 impl Scratch {
-    async fn create(
-        conn: &Connection,
-        scenario: &str,
-        partitions: &[(&str, i32)],
-    ) -> Result<Self, KafkaError> {
+    async fn create(conn: &Connection, scenario: &str, partitions: &[(&str, i32)]) -> Result<Self, KafkaError> {
         let run = crate::events::new_id("run");
         let plan: Vec<crate::kafka::topics::TopicPlan> = partitions
             .iter()
@@ -172,9 +154,7 @@ impl Scratch {
             })
             .collect();
         admin::create_topics(conn, &plan, false).await?;
-        Ok(Self {
-            names: plan.iter().map(|t| t.name.to_string()).collect(),
-        })
+        Ok(Self { names: plan.iter().map(|t| t.name.to_string()).collect() })
     }
 
     async fn remove(self, conn: &Connection) {

@@ -6,7 +6,7 @@ use super::{Check, Env, FaultError, Report, Scratch};
 use crate::{
     events::{self, EventKind, Facts},
     kafka::{
-        consumer::{self, ConsumeOptions, Decoders, Event, StartAt},
+        consumer,
         producer::{self, OutRecord, ProduceOptions},
     },
 };
@@ -14,39 +14,16 @@ use crate::{
 /// Publishes versions 1..=n of one customer to `topic`, keyed badly or well,
 /// then reads them back in consumption order and counts versions that came
 /// after a higher one.
-async fn run_once(
-    env: &Env,
-    topic: &str,
-    n: i64,
-    keyed_by_customer: bool,
-) -> Result<(usize, Vec<i64>), FaultError> {
+async fn run_once(env: &Env, topic: &str, n: i64, keyed_by_customer: bool) -> Result<(usize, Vec<i64>), FaultError> {
     let records: Vec<OutRecord> = (1..=n)
         .map(|version| {
-            let kind = if version == 1 {
-                EventKind::CustomerCreated
-            } else {
-                EventKind::CustomerUpdated
-            };
-            let e = events::event(
-                kind,
-                &Facts {
-                    id: 77,
-                    ..Default::default()
-                },
-                version,
-            );
+            let kind = if version == 1 { EventKind::CustomerCreated } else { EventKind::CustomerUpdated };
+            let e = events::event(kind, &Facts { id: 77, ..Default::default() }, version);
             OutRecord {
                 topic: topic.to_string(),
                 // The mistake: a fresh key (here: a partition) per event instead of the customer id.
                 partition: (!keyed_by_customer).then_some((version % 3) as i32),
-                key: Some(
-                    if keyed_by_customer {
-                        e.aggregate_id.clone()
-                    } else {
-                        e.event_id.clone()
-                    }
-                    .into_bytes(),
-                ),
+                key: Some(if keyed_by_customer { e.aggregate_id.clone() } else { e.event_id.clone() }.into_bytes()),
                 headers: events::event_headers(&e),
                 value: prost::Message::encode_to_vec(&e),
                 ..Default::default()
@@ -54,30 +31,7 @@ async fn run_once(
         })
         .collect();
     producer::produce(&env.conn, &ProduceOptions::default(), records, |_| {}).await?;
-    let options = ConsumeOptions {
-        group: events::new_id("break-order"),
-        topics: vec![topic.to_string()],
-        start: StartAt::Start,
-        max: None,
-        until_end: true,
-        dead_letters: None,
-        fail: None,
-        attempts: 1,
-        handler_delay: std::time::Duration::ZERO,
-        standalone: true,
-    };
-    let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
-    let mut order = Vec::new();
-    consumer::consume(&env.conn, &options, &decoders, |event| {
-        if let Event::Record(r, _) = event
-            && let Ok(e) = <crate::codec::pb::events::v1::CustomerEvent as prost::Message>::decode(
-                rdkafka::Message::payload(r.message).unwrap_or_default(),
-            )
-        {
-            order.push(e.version);
-        }
-    })
-    .await?;
+    let order: Vec<i64> = consumer::read_events(&env.conn, topic).await?.into_iter().map(|e| e.version).collect();
     let mut highest = 0;
     let regressions = order
         .iter()
@@ -96,30 +50,14 @@ pub async fn out_of_order(env: &Env, n: i64) -> Result<Report, FaultError> {
     let (good, good_order) = run_once(env, &scratch.names[1], n, true).await?;
     scratch.remove(&env.conn).await;
     let mut report = Report::new("out-of-order");
-    report.checks.push(Check::new(
-        "events of customer 77 read back (random keys)",
-        n,
-        bad_order.len(),
-    ));
+    report.checks.push(Check::new("events of customer 77 read back (random keys)", n, bad_order.len()));
     report.checks.push(Check::new(
         "versions read after a higher one (random keys)",
         "more than 0",
-        if bad > 0 {
-            "more than 0".to_string()
-        } else {
-            "0".to_string()
-        },
+        if bad > 0 { "more than 0".to_string() } else { "0".to_string() },
     ));
-    report.checks.push(Check::new(
-        "versions read after a higher one (keyed by customer id)",
-        0,
-        good,
-    ));
-    report.checks.push(Check::new(
-        "events of customer 77 read back (keyed)",
-        n,
-        good_order.len(),
-    ));
+    report.checks.push(Check::new("versions read after a higher one (keyed by customer id)", 0, good));
+    report.checks.push(Check::new("events of customer 77 read back (keyed)", n, good_order.len()));
     report.figure("regressions_random_keys", bad);
     report.figure("regressions_keyed", good);
     report.look_for = format!(

@@ -2,7 +2,7 @@
 
 use super::{Check, Env, FaultError, Report, Scratch};
 use crate::{
-    events::{self, EventKind, Facts},
+    events,
     kafka::{
         consumer::{self, ConsumeOptions, Decoders, Event, FailRule, StartAt},
         producer::{self, OutRecord, ProduceOptions},
@@ -23,37 +23,17 @@ impl Poison {
         let (topic, dlq) = (scratch.names[0].clone(), scratch.names[1].clone());
         let count = self.count.max(2);
         let poison_id = (count / 2) as i64 + 1;
-        let records: Vec<OutRecord> = (1..=count as i64)
-            .map(|id| {
-                let e = events::event(
-                    EventKind::CustomerCreated,
-                    &Facts {
-                        id,
-                        ..Default::default()
-                    },
-                    1,
-                );
-                OutRecord {
-                    topic: topic.clone(),
-                    key: Some(id.to_string().into_bytes()),
-                    headers: events::event_headers(&e),
-                    value: prost::Message::encode_to_vec(&e),
-                    ..Default::default()
-                }
-            })
-            .collect();
+        let records: Vec<OutRecord> =
+            (1..=count as i64).map(|id| OutRecord::event(&topic, &events::created(id))).collect();
         producer::produce(&env.conn, &ProduceOptions::default(), records, |_| {}).await?;
         let options = ConsumeOptions {
-            group: events::new_id("break-poison"),
-            topics: vec![topic.clone()],
             start: StartAt::Start,
-            max: None,
             until_end: true,
             dead_letters: Some(dlq.clone()),
             fail: Some(FailRule::Key(poison_id.to_string())),
             attempts: self.attempts,
-            handler_delay: std::time::Duration::ZERO,
             standalone: true,
+            ..ConsumeOptions::new(events::new_id("break-poison"), vec![topic.clone()])
         };
         let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
         let mut last_offset = -1;
@@ -63,26 +43,16 @@ impl Poison {
             }
         })
         .await?;
-        let parked = crate::kafka::admin::describe_topic(&env.conn, &dlq)
-            .await?
-            .records();
+        let parked = crate::kafka::admin::describe_topic(&env.conn, &dlq).await?.records();
         let mut report = Report::new("poison");
-        report
-            .checks
-            .push(Check::new("events handled", count - 1, summary.handled));
+        report.checks.push(Check::new("events handled", count - 1, summary.handled));
         report.checks.push(Check::new(
             "handler retries of the poison",
             self.attempts.saturating_sub(1),
             summary.handler_retries,
         ));
-        report
-            .checks
-            .push(Check::new("records in the dead-letter topic", 1, parked));
-        report.checks.push(Check::new(
-            "consumer reached the end of the partition",
-            count as i64 - 1,
-            last_offset,
-        ));
+        report.checks.push(Check::new("records in the dead-letter topic", 1, parked));
+        report.checks.push(Check::new("consumer reached the end of the partition", count as i64 - 1, last_offset));
         report.figure("published", count);
         report.figure("handled", summary.handled);
         report.figure("dead_lettered", parked);

@@ -9,10 +9,11 @@ use crate::codec::{EVENT_TYPE, JsonOptions, PROTO_SOURCES, Schemas, Transcoder, 
 
 /// The v2 of customer.proto the scenario compiles: `name` and `email` swap numbers.
 pub fn v2_customer_proto() -> String {
-    PROTO_SOURCES[0]
-        .1
-        .replace("string name = 2;", "string name = 3;")
-        .replacen("string email = 3;", "string email = 2;", 1)
+    PROTO_SOURCES[0].1.replace("string name = 2;", "string name = 3;").replacen(
+        "string email = 3;",
+        "string email = 2;",
+        1,
+    )
 }
 
 fn compile_v2() -> Result<Schemas, crate::codec::CodecError> {
@@ -22,15 +23,11 @@ fn compile_v2() -> Result<Schemas, crate::codec::CodecError> {
         std::fs::create_dir_all(path.parent().expect("relative paths have parents"))?;
         std::fs::write(path, text)
     };
-    let written = write(PROTO_SOURCES[0].0, &v2_customer_proto())
-        .and_then(|()| write(PROTO_SOURCES[1].0, PROTO_SOURCES[1].1));
+    let written =
+        write(PROTO_SOURCES[0].0, &v2_customer_proto()).and_then(|()| write(PROTO_SOURCES[1].0, PROTO_SOURCES[1].1));
     let compiled = written
-        .map_err(|e| crate::codec::CodecError::Compile {
-            message: e.to_string(),
-        })
-        .and_then(|()| {
-            Schemas::compile(&[dir.join(PROTO_SOURCES[1].0)], std::slice::from_ref(&dir))
-        });
+        .map_err(|e| crate::codec::CodecError::Compile { message: e.to_string() })
+        .and_then(|()| Schemas::compile(&[dir.join(PROTO_SOURCES[1].0)], std::slice::from_ref(&dir)));
     let _ = std::fs::remove_dir_all(&dir);
     compiled
 }
@@ -51,11 +48,7 @@ pub fn schema_break() -> Result<Report, crate::codec::CodecError> {
     let changes = compat::breaking_changes(&v1, &v2);
 
     let mut report = Report::new("schema-break");
-    report.checks.push(Check::new(
-        "v1 reader decodes the v2 bytes",
-        "without error",
-        "without error",
-    ));
+    report.checks.push(Check::new("v1 reader decodes the v2 bytes", "without error", "without error"));
     report.checks.push(Check::new(
         "customer name as the v1 reader sees it",
         "Astrid Gruber",
@@ -66,11 +59,7 @@ pub fn schema_break() -> Result<Report, crate::codec::CodecError> {
         "astrid@example.com",
         customer["email"].as_str().unwrap_or(""),
     ));
-    report.checks.push(Check::new(
-        "breaking changes found by the compatibility check",
-        2,
-        changes.len(),
-    ));
+    report.checks.push(Check::new("breaking changes found by the compatibility check", 2, changes.len()));
     report.figure("breaking_changes", changes.len());
     report.look_for = format!(
         "Protobuf identifies fields by number only: swapping the numbers of two string fields still decodes, silently swapping the data. The compatibility check says:\n  - {}",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Check, Env, FaultError, Report, Scratch};
 use crate::{
-    events::{self, EventKind, Facts},
+    events,
     kafka::{
         consumer::{self, ConsumeOptions, Decoders, StartAt},
         groups,
@@ -29,43 +29,17 @@ impl SlowConsumer {
         let topic = scratch.names[0].clone();
         let group = events::new_id("break-slow");
         let count = (self.rate * self.duration.as_secs_f64()).ceil().max(1.0) as usize;
-        let records: Vec<OutRecord> = (0..count as i64)
-            .map(|id| {
-                let e = events::event(
-                    EventKind::CustomerCreated,
-                    &Facts {
-                        id,
-                        ..Default::default()
-                    },
-                    1,
-                );
-                OutRecord {
-                    topic: topic.clone(),
-                    key: Some(e.aggregate_id.clone().into_bytes()),
-                    value: prost::Message::encode_to_vec(&e),
-                    ..Default::default()
-                }
-            })
-            .collect();
-        let produce_options = ProduceOptions {
-            rate: Some(self.rate),
-            ..Default::default()
-        };
+        let records: Vec<OutRecord> =
+            (0..count as i64).map(|id| OutRecord::event(&topic, &events::created(id))).collect();
+        let produce_options = ProduceOptions { rate: Some(self.rate), ..Default::default() };
         // The consumer handles what it can in the time the producer publishes.
         let can_handle =
-            ((self.duration.as_secs_f64() / self.handler_delay.as_secs_f64().max(1e-3)) as u64)
-                .clamp(1, count as u64);
+            ((self.duration.as_secs_f64() / self.handler_delay.as_secs_f64().max(1e-3)) as u64).clamp(1, count as u64);
         let consume_options = ConsumeOptions {
-            group: group.clone(),
-            topics: vec![topic.clone()],
             start: StartAt::Start,
             max: Some(can_handle),
-            until_end: false,
-            dead_letters: None,
-            fail: None,
-            attempts: 1,
             handler_delay: self.handler_delay,
-            standalone: false,
+            ..ConsumeOptions::new(group.clone(), vec![topic.clone()])
         };
         let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
         let done = std::sync::atomic::AtomicBool::new(false);
@@ -96,24 +70,10 @@ impl SlowConsumer {
 
         let mut report = Report::new("slow-consumer");
         let growing = samples.windows(2).filter(|w| w[1] > w[0]).count();
-        report
-            .checks
-            .push(Check::new("events published", count, produced.acked));
-        report.checks.push(Check::new(
-            "events handled while publishing",
-            can_handle,
-            consumed.handled,
-        ));
-        report.checks.push(Check::new(
-            "lag at the end",
-            (count as u64).saturating_sub(can_handle),
-            final_lag,
-        ));
-        report.checks.push(Check::new(
-            "lag grew between samples",
-            "yes",
-            if growing > 0 { "yes" } else { "no" },
-        ));
+        report.checks.push(Check::new("events published", count, produced.acked));
+        report.checks.push(Check::new("events handled while publishing", can_handle, consumed.handled));
+        report.checks.push(Check::new("lag at the end", (count as u64).saturating_sub(can_handle), final_lag));
+        report.checks.push(Check::new("lag grew between samples", "yes", if growing > 0 { "yes" } else { "no" }));
         report.figure("published", produced.acked);
         report.figure("handled", consumed.handled);
         report.figure("final_lag", final_lag);

@@ -48,54 +48,30 @@ pub struct Created {
 }
 
 fn admin(conn: &Connection) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
-    conn.client_config()
-        .create()
-        .map_err(|e| KafkaError::request("creating an admin client", e))
+    conn.client_config().create().map_err(|e| KafkaError::request("creating an admin client", e))
 }
 
 fn consumer(conn: &Connection) -> Result<BaseConsumer, KafkaError> {
     let mut config = conn.client_config();
-    config
-        .set("group.id", "chinook-admin")
-        .set("enable.auto.commit", "false");
-    config
-        .create()
-        .map_err(|e| KafkaError::request("creating a metadata client", e))
+    config.set("group.id", "chinook-admin").set("enable.auto.commit", "false");
+    config.create().map_err(|e| KafkaError::request("creating a metadata client", e))
 }
 
 /// Creates the planned topics; existing ones are left alone and reported.
-pub async fn create_topics(
-    conn: &Connection,
-    plan: &[TopicPlan],
-    bufstream: bool,
-) -> Result<Vec<Created>, KafkaError> {
+pub async fn create_topics(conn: &Connection, plan: &[TopicPlan], bufstream: bool) -> Result<Vec<Created>, KafkaError> {
     conn.probe().await?;
     let admin = admin(conn)?;
-    let configs: Vec<Vec<(&str, &str)>> = plan
-        .iter()
-        .map(|t| {
-            if bufstream {
-                super::topics::bufstream_configs(t)
-            } else {
-                vec![]
-            }
-        })
-        .collect();
+    let configs: Vec<Vec<(&str, &str)>> =
+        plan.iter().map(|t| if bufstream { super::topics::bufstream_configs(t) } else { vec![] }).collect();
     let topics: Vec<NewTopic<'_>> = plan
         .iter()
         .zip(&configs)
         .map(|(t, cfg)| {
-            cfg.iter().fold(
-                NewTopic::new(t.name, t.partitions, TopicReplication::Fixed(1)),
-                |nt, (k, v)| nt.set(k, v),
-            )
+            cfg.iter().fold(NewTopic::new(t.name, t.partitions, TopicReplication::Fixed(1)), |nt, (k, v)| nt.set(k, v))
         })
         .collect();
     let results = admin
-        .create_topics(
-            &topics,
-            &AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)),
-        )
+        .create_topics(&topics, &AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)))
         .await
         .map_err(|e| KafkaError::request("CreateTopics", e))?;
     let existing = list_topics(conn).await?;
@@ -108,19 +84,14 @@ pub async fn create_topics(
                 return Err(KafkaError::request(&format!("creating topic {name}"), code));
             }
         };
-        let seen = existing
-            .iter()
-            .find(|i| i.name == t.name)
-            .map(|i| i.partitions.len() as i32);
-        let mismatch = seen
-            .filter(|n| *n != t.partitions)
-            .map(|n| format!("has {n} partitions, the lab expects {}: delete and recreate it (or restart the embedded broker)", t.partitions));
-        out.push(Created {
-            name: t.name.to_string(),
-            partitions: seen.unwrap_or(t.partitions),
-            outcome,
-            mismatch,
+        let seen = existing.iter().find(|i| i.name == t.name).map(|i| i.partitions.len() as i32);
+        let mismatch = seen.filter(|n| *n != t.partitions).map(|n| {
+            format!(
+                "has {n} partitions, the lab expects {}: delete and recreate it (or restart the embedded broker)",
+                t.partitions
+            )
         });
+        out.push(Created { name: t.name.to_string(), partitions: seen.unwrap_or(t.partitions), outcome, mismatch });
     }
     Ok(out)
 }
@@ -129,10 +100,7 @@ pub async fn create_topics(
 pub async fn delete_topics(conn: &Connection, names: &[&str]) -> Result<(), KafkaError> {
     let admin = admin(conn)?;
     admin
-        .delete_topics(
-            names,
-            &AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)),
-        )
+        .delete_topics(names, &AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)))
         .await
         .map_err(|e| KafkaError::request("DeleteTopics", e))?;
     Ok(())
@@ -144,35 +112,19 @@ pub async fn list_topics(conn: &Connection) -> Result<Vec<TopicInfo>, KafkaError
     let conn = conn.clone();
     tokio::task::spawn_blocking(move || {
         let consumer = consumer(&conn)?;
-        let metadata = consumer
-            .fetch_metadata(None, REQUEST_TIMEOUT)
-            .map_err(|e| KafkaError::request("Metadata", e))?;
+        let metadata =
+            consumer.fetch_metadata(None, REQUEST_TIMEOUT).map_err(|e| KafkaError::request("Metadata", e))?;
         let mut topics = Vec::new();
-        for t in metadata
-            .topics()
-            .iter()
-            .filter(|t| !t.name().starts_with("__"))
-        {
+        for t in metadata.topics().iter().filter(|t| !t.name().starts_with("__")) {
             let mut partitions = Vec::new();
             for p in t.partitions() {
                 let (low, high) = consumer
                     .fetch_watermarks(t.name(), p.id(), REQUEST_TIMEOUT)
-                    .map_err(|e| {
-                        KafkaError::request(&format!("ListOffsets for {}/{}", t.name(), p.id()), e)
-                    })?;
-                partitions.push(PartitionInfo {
-                    id: p.id(),
-                    leader: p.leader(),
-                    low,
-                    high,
-                });
+                    .map_err(|e| KafkaError::request(&format!("ListOffsets for {}/{}", t.name(), p.id()), e))?;
+                partitions.push(PartitionInfo { id: p.id(), leader: p.leader(), low, high });
             }
             partitions.sort_by_key(|p| p.id);
-            topics.push(TopicInfo {
-                name: t.name().to_string(),
-                partitions,
-                configs: vec![],
-            });
+            topics.push(TopicInfo { name: t.name().to_string(), partitions, configs: vec![] });
         }
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(topics)
@@ -187,9 +139,7 @@ pub async fn describe_topic(conn: &Connection, name: &str) -> Result<TopicInfo, 
         .await?
         .into_iter()
         .find(|t| t.name == name)
-        .ok_or_else(|| KafkaError::NoTopic {
-            topic: name.to_string(),
-        })?;
+        .ok_or_else(|| KafkaError::NoTopic { topic: name.to_string() })?;
     let admin = admin(conn)?;
     if let Ok(results) = admin
         .describe_configs(

@@ -63,21 +63,14 @@ impl std::str::FromStr for StartAt {
                     let d = humantime::parse_duration(ago).map_err(|e| format!("{t}: {e}"))?;
                     SystemTime::now() - d
                 } else {
-                    humantime::parse_rfc3339_weak(t).map_err(|e| {
-                        format!("{t}: {e} (use RFC 3339, e.g. @2026-11-23T09:00:00Z, or @-10m)")
-                    })?
+                    humantime::parse_rfc3339_weak(t)
+                        .map_err(|e| format!("{t}: {e} (use RFC 3339, e.g. @2026-11-23T09:00:00Z, or @-10m)"))?
                 };
-                Ok(StartAt::Time(
-                    at.duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_millis() as i64,
-                ))
+                Ok(StartAt::Time(at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as i64))
             }
             _ => match s.strip_prefix('-').and_then(|n| n.parse::<i64>().ok()) {
                 Some(n) if n > 0 => Ok(StartAt::Last(n)),
-                _ => Err(format!(
-                    "{s:?}: use start, end, committed, -N (last N records) or @<RFC 3339 time or -10m>"
-                )),
+                _ => Err(format!("{s:?}: use start, end, committed, -N (last N records) or @<RFC 3339 time or -10m>")),
             },
         }
     }
@@ -96,9 +89,7 @@ pub enum FailRule {
 impl std::str::FromStr for FailRule {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (k, v) = s
-            .split_once('=')
-            .ok_or_else(|| format!("{s:?}: use key=K, event-id=ID, type=TYPE or every=N"))?;
+        let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: use key=K, event-id=ID, type=TYPE or every=N"))?;
         match k {
             "key" => Ok(FailRule::Key(v.into())),
             "event-id" => Ok(FailRule::EventId(v.into())),
@@ -132,6 +123,51 @@ pub struct ConsumeOptions {
     /// Read every partition directly, without joining the group or committing
     /// (for read-backs and checks: no rebalance to wait for).
     pub standalone: bool,
+}
+
+impl ConsumeOptions {
+    /// A group member reading `topics` from committed offsets, with no dead
+    /// letters, one handler attempt and no delay: the fields to change follow.
+    pub fn new(group: impl Into<String>, topics: Vec<String>) -> Self {
+        Self {
+            group: group.into(),
+            topics,
+            start: StartAt::Committed,
+            max: None,
+            until_end: false,
+            dead_letters: None,
+            fail: None,
+            attempts: 1,
+            handler_delay: Duration::ZERO,
+            standalone: false,
+        }
+    }
+
+    /// Reads all of `topic`, start to end, outside any group.
+    pub fn read_all(topic: &str) -> Self {
+        Self {
+            start: StartAt::Start,
+            until_end: true,
+            standalone: true,
+            ..Self::new(crate::events::new_id("chinook-reader"), vec![topic.to_string()])
+        }
+    }
+}
+
+/// Every CustomerEvent on `topic`, in the order a consumer reads them
+/// (values that are not events are left out).
+pub async fn read_events(conn: &Connection, topic: &str) -> Result<Vec<CustomerEvent>, KafkaError> {
+    let decoders = Decoders::new(HashMap::new(), None);
+    let mut found = Vec::new();
+    consume(conn, &ConsumeOptions::read_all(topic), &decoders, |event| {
+        if let Event::Record(r, _) = event
+            && let Ok(e) = CustomerEvent::decode(r.message.payload().unwrap_or_default())
+        {
+            found.push(e);
+        }
+    })
+    .await?;
+    Ok(found)
 }
 
 /// What happened to one record.
@@ -182,12 +218,7 @@ struct Ctx {
 impl ClientContext for Ctx {}
 
 impl ConsumerContext for Ctx {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
@@ -199,9 +230,7 @@ impl ConsumerContext for Ctx {
                     let from = state.starts.get(&tp).copied().unwrap_or(Offset::Stored);
                     let _ = assigned.add_partition_offset(e.topic(), e.partition(), from);
                     // Known starts count at once; a committed start is learnt from the position.
-                    state
-                        .next
-                        .insert(tp, from.to_raw().filter(|o| *o >= 0).unwrap_or(-1));
+                    state.next.insert(tp, from.to_raw().filter(|o| *o >= 0).unwrap_or(-1));
                 }
                 drop(state);
                 let _ = consumer.assign(&assigned);
@@ -220,11 +249,7 @@ impl ConsumerContext for Ctx {
 
 impl Assignment {
     fn at_end(&self) -> bool {
-        self.assigned_once
-            && self
-                .next
-                .iter()
-                .all(|(tp, next)| self.ends.get(tp).is_none_or(|end| *next >= *end))
+        self.assigned_once && self.next.iter().all(|(tp, next)| self.ends.get(tp).is_none_or(|end| *next >= *end))
     }
 }
 
@@ -232,24 +257,14 @@ impl Assignment {
 /// the group. A committed start is the group's offset now (or the oldest
 /// record); if another member commits further before we are handed the
 /// partition, a few records are read twice — at-least-once, never lost.
-fn plan_offsets(
-    conn: &Connection,
-    group: &str,
-    topics: &[String],
-    start: StartAt,
-) -> Result<Assignment, KafkaError> {
+fn plan_offsets(conn: &Connection, group: &str, topics: &[String], start: StartAt) -> Result<Assignment, KafkaError> {
     let mut config = conn.client_config();
-    config
-        .set("group.id", group)
-        .set("enable.auto.commit", "false");
-    let c: BaseConsumer = config
-        .create()
-        .map_err(|e| KafkaError::request("creating a metadata client", e))?;
+    config.set("group.id", group).set("enable.auto.commit", "false");
+    let c: BaseConsumer = config.create().map_err(|e| KafkaError::request("creating a metadata client", e))?;
     let mut plan = Assignment::default();
     for topic in topics {
-        let metadata = c
-            .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-            .map_err(|e| KafkaError::request("Metadata", e))?;
+        let metadata =
+            c.fetch_metadata(Some(topic), REQUEST_TIMEOUT).map_err(|e| KafkaError::request("Metadata", e))?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()
@@ -257,25 +272,21 @@ fn plan_offsets(
             .flat_map(|t| t.partitions().iter().map(|p| p.id()))
             .collect();
         if partitions.is_empty() {
-            return Err(KafkaError::NoTopic {
-                topic: topic.clone(),
-            });
+            return Err(KafkaError::NoTopic { topic: topic.clone() });
         }
         let mut all = TopicPartitionList::new();
         for p in &partitions {
             all.add_partition(topic, *p);
         }
         let committed = match start {
-            StartAt::Committed => Some(
-                c.committed_offsets(all, REQUEST_TIMEOUT)
-                    .map_err(|e| KafkaError::request("OffsetFetch", e))?,
-            ),
+            StartAt::Committed => {
+                Some(c.committed_offsets(all, REQUEST_TIMEOUT).map_err(|e| KafkaError::request("OffsetFetch", e))?)
+            }
             _ => None,
         };
         for p in partitions {
-            let (low, high) = c
-                .fetch_watermarks(topic, p, REQUEST_TIMEOUT)
-                .map_err(|e| KafkaError::request("ListOffsets", e))?;
+            let (low, high) =
+                c.fetch_watermarks(topic, p, REQUEST_TIMEOUT).map_err(|e| KafkaError::request("ListOffsets", e))?;
             let from = match start {
                 StartAt::Start => Offset::Offset(low),
                 StartAt::End => Offset::Offset(high),
@@ -295,12 +306,7 @@ fn plan_offsets(
                         .offsets_for_times(q, REQUEST_TIMEOUT)
                         .map_err(|e| KafkaError::request("ListOffsets by time", e))?;
                     Offset::Offset(
-                        found
-                            .elements()
-                            .first()
-                            .and_then(|e| e.offset().to_raw())
-                            .filter(|o| *o >= 0)
-                            .unwrap_or(high),
+                        found.elements().first().and_then(|e| e.offset().to_raw()).filter(|o| *o >= 0).unwrap_or(high),
                     )
                 }
             };
@@ -336,10 +342,7 @@ pub struct Decoders {
 
 impl Decoders {
     pub fn new(by_topic: HashMap<String, Transcoder>, every_topic: Option<Transcoder>) -> Self {
-        Self {
-            by_topic,
-            every_topic,
-        }
+        Self { by_topic, every_topic }
     }
 
     /// The lab plan's type for each lab topic, or `every_topic` for all topics.
@@ -347,36 +350,22 @@ impl Decoders {
         use super::topics::{COMMANDS, DEAD_LETTERS, EVENTS};
         use crate::codec::{COMMAND_TYPE, EVENT_TYPE, JsonOptions, Schemas};
         let schemas = Schemas::builtin();
-        let t = |name: &str| {
-            schemas
-                .message(name)
-                .map(|d| Transcoder::new(d, JsonOptions::default()))
-        };
-        let by_topic = [
-            (EVENTS, EVENT_TYPE),
-            (COMMANDS, COMMAND_TYPE),
-            (DEAD_LETTERS, EVENT_TYPE),
-        ]
-        .into_iter()
-        .map(|(topic, ty)| t(ty).map(|d| (topic.to_string(), d)))
-        .collect::<Result<_, _>>()?;
+        let t = |name: &str| schemas.message(name).map(|d| Transcoder::new(d, JsonOptions::default()));
+        let by_topic = [(EVENTS, EVENT_TYPE), (COMMANDS, COMMAND_TYPE), (DEAD_LETTERS, EVENT_TYPE)]
+            .into_iter()
+            .map(|(topic, ty)| t(ty).map(|d| (topic.to_string(), d)))
+            .collect::<Result<_, _>>()?;
         Ok(Self::new(by_topic, every_topic.map(t).transpose()?))
     }
 
     pub fn get(&self, topic: &str) -> Option<&Transcoder> {
-        self.every_topic
-            .as_ref()
-            .or_else(|| self.by_topic.get(topic))
+        self.every_topic.as_ref().or_else(|| self.by_topic.get(topic))
     }
 }
 
 /// The handler route of a record: its event type (events), its action
 /// (commands) or its topic (anything else). `Ok(None)`: no handler for it.
-fn route_of(
-    topic: &str,
-    decoder: Option<&Transcoder>,
-    value: &[u8],
-) -> Result<Option<String>, String> {
+fn route_of(topic: &str, decoder: Option<&Transcoder>, value: &[u8]) -> Result<Option<String>, String> {
     let type_name = decoder.map(|d| d.descriptor().full_name().to_string());
     match type_name.as_deref() {
         Some(crate::codec::EVENT_TYPE) => event_route(value),
@@ -392,8 +381,7 @@ fn route_of(
 
 fn command_route(value: &[u8]) -> Result<Option<String>, String> {
     use crate::codec::pb::events::v1::{CustomerCommand, customer_command::Action};
-    let command =
-        CustomerCommand::decode(value).map_err(|e| format!("undecodable CustomerCommand: {e}"))?;
+    let command = CustomerCommand::decode(value).map_err(|e| format!("undecodable CustomerCommand: {e}"))?;
     Ok(match command.action {
         Some(Action::CreateCustomer(_)) => Some("CREATE_CUSTOMER".into()),
         Some(Action::UpdateCustomer(_)) => Some("UPDATE_CUSTOMER".into()),
@@ -403,8 +391,7 @@ fn command_route(value: &[u8]) -> Result<Option<String>, String> {
 }
 
 fn event_route(value: &[u8]) -> Result<Option<String>, String> {
-    let event =
-        CustomerEvent::decode(value).map_err(|e| format!("undecodable CustomerEvent: {e}"))?;
+    let event = CustomerEvent::decode(value).map_err(|e| format!("undecodable CustomerEvent: {e}"))?;
     let declared = CustomerEventType::try_from(event.event_type).ok();
     let carried = match &event.payload {
         Some(Payload::CustomerCreated(_)) => Some(CustomerEventType::Created),
@@ -417,29 +404,19 @@ fn event_route(value: &[u8]) -> Result<Option<String>, String> {
     match (declared, carried) {
         (Some(CustomerEventType::Unspecified) | None, _) | (_, None) => Ok(None),
         (Some(d), Some(c)) if d == c => Ok(Some(d.as_str_name().to_string())),
-        (Some(d), Some(c)) => Err(format!(
-            "event_type says {} but the payload is {}",
-            d.as_str_name(),
-            c.as_str_name()
-        )),
+        (Some(d), Some(c)) => {
+            Err(format!("event_type says {} but the payload is {}", d.as_str_name(), c.as_str_name()))
+        }
     }
 }
 
-fn fails(
-    rule: &Option<FailRule>,
-    seen: u64,
-    key: &Option<Bytes>,
-    payload: &[u8],
-    route: &str,
-) -> bool {
+fn fails(rule: &Option<FailRule>, seen: u64, key: &Option<Bytes>, payload: &[u8], route: &str) -> bool {
     match rule {
         None => false,
         Some(FailRule::Every(n)) => seen % n == 0,
         Some(FailRule::Key(k)) => key.as_ref() == Some(&Bytes::Text(k.clone())),
         Some(FailRule::Type(t)) => route.ends_with(t.as_str()),
-        Some(FailRule::EventId(id)) => {
-            CustomerEvent::decode(payload).is_ok_and(|e| e.event_id == *id)
-        }
+        Some(FailRule::EventId(id)) => CustomerEvent::decode(payload).is_ok_and(|e| e.event_id == *id),
     }
 }
 
@@ -447,16 +424,7 @@ fn fails(
 pub fn to_json(m: &BorrowedMessage<'_>, decoders: &Decoders) -> RecordJson {
     let headers = m
         .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| {
-                    (
-                        h.key.to_string(),
-                        Bytes::from_slice(h.value.unwrap_or_default()),
-                    )
-                })
-                .collect()
-        })
+        .map(|hs| hs.iter().map(|h| (h.key.to_string(), Bytes::from_slice(h.value.unwrap_or_default()))).collect())
         .unwrap_or_default();
     let payload = m.payload().unwrap_or_default();
     let (value, value_bytes, error) = match decoders.get(m.topic()) {
@@ -465,11 +433,7 @@ pub fn to_json(m: &BorrowedMessage<'_>, decoders: &Decoders) -> RecordJson {
             match t.json_line(payload, 0, &mut text) {
                 Ok(()) => {
                     let text = String::from_utf8(text).expect("JSON text is UTF-8");
-                    (
-                        Some(RawValue::from_string(text).expect("the codec writes valid JSON")),
-                        None,
-                        None,
-                    )
+                    (Some(RawValue::from_string(text).expect("the codec writes valid JSON")), None, None)
                 }
                 Err(e) => (None, Some(Bytes::from_slice(payload)), Some(e.to_string())),
             }
@@ -500,12 +464,7 @@ pub async fn consume(
 ) -> Result<Summary, KafkaError> {
     conn.probe().await?;
     let plan = {
-        let (conn, group, topics, start) = (
-            conn.clone(),
-            options.group.clone(),
-            options.topics.clone(),
-            options.start,
-        );
+        let (conn, group, topics, start) = (conn.clone(), options.group.clone(), options.topics.clone(), options.start);
         tokio::task::spawn_blocking(move || plan_offsets(&conn, &group, &topics, start))
             .await
             .map_err(|e| KafkaError::request("planning offsets", e))??
@@ -521,13 +480,9 @@ pub async fn consume(
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("queued.max.messages.kbytes", "8192");
-    for (k, v) in &conn.overrides {
-        config.set(k, v);
-    }
+    conn.apply_overrides(&mut config);
     let consumer: StreamConsumer<Ctx> = config
-        .create_with_context(Ctx {
-            state: state.clone(),
-        })
+        .create_with_context(Ctx { state: state.clone() })
         .map_err(|e| KafkaError::request("creating the consumer", e))?;
     let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
     if options.standalone {
@@ -535,19 +490,13 @@ pub async fn consume(
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
         for ((topic, partition), from) in state.starts.clone() {
             let _ = tpl.add_partition_offset(&topic, partition, from);
-            state
-                .next
-                .insert((topic, partition), from.to_raw().unwrap_or(-1));
+            state.next.insert((topic, partition), from.to_raw().unwrap_or(-1));
         }
         state.assigned_once = true;
         drop(state);
-        consumer
-            .assign(&tpl)
-            .map_err(|e| KafkaError::request("assigning partitions", e))?;
+        consumer.assign(&tpl).map_err(|e| KafkaError::request("assigning partitions", e))?;
     } else {
-        consumer
-            .subscribe(&topics)
-            .map_err(|e| KafkaError::request("subscribing", e))?;
+        consumer.subscribe(&topics).map_err(|e| KafkaError::request("subscribing", e))?;
     }
     let dlq = match &options.dead_letters {
         Some(_) => Some(super::producer::ProduceOptions::default().producer(conn)?),
@@ -561,8 +510,7 @@ pub async fn consume(
             let state = state.lock().unwrap_or_else(|p| p.into_inner());
             (state.generation != seen_generation).then(|| {
                 seen_generation = state.generation;
-                let mut parts: Vec<String> =
-                    state.next.keys().map(|(t, p)| format!("{t}/{p}")).collect();
+                let mut parts: Vec<String> = state.next.keys().map(|(t, p)| format!("{t}/{p}")).collect();
                 parts.sort();
                 parts
             })
@@ -592,36 +540,18 @@ pub async fn consume(
         };
         summary.consumed += 1;
         let json = to_json(&m, decoders);
-        let outcome = process(
-            &m,
-            &json,
-            decoders.get(m.topic()),
-            options,
-            &mut summary,
-            dlq.as_ref(),
-        )
-        .await?;
+        let outcome = process(&m, &json, decoders.get(m.topic()), options, &mut summary, dlq.as_ref()).await?;
         on_event(Event::Record(&Received { message: &m, json }, &outcome));
         // Processed: now, and only now, the offset may be committed.
         if !options.standalone {
-            consumer
-                .store_offset_from_message(&m)
-                .map_err(|e| KafkaError::request("storing the offset", e))?;
+            consumer.store_offset_from_message(&m).map_err(|e| KafkaError::request("storing the offset", e))?;
         }
         let tp = (m.topic().to_string(), m.partition());
-        state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .next
-            .insert(tp, m.offset() + 1);
-        summary
-            .positions
-            .insert(format!("{}/{}", m.topic(), m.partition()), m.offset() + 1);
+        state.lock().unwrap_or_else(|p| p.into_inner()).next.insert(tp, m.offset() + 1);
+        summary.positions.insert(format!("{}/{}", m.topic(), m.partition()), m.offset() + 1);
     }
     if summary.consumed > 0 && !options.standalone {
-        consumer
-            .commit_consumer_state(CommitMode::Sync)
-            .map_err(|e| KafkaError::request("committing offsets", e))?;
+        consumer.commit_consumer_state(CommitMode::Sync).map_err(|e| KafkaError::request("committing offsets", e))?;
     }
     consumer.unsubscribe();
     Ok(summary)
@@ -635,10 +565,9 @@ fn refresh_positions(consumer: &StreamConsumer<Ctx>, state: &Mutex<Assignment>) 
     };
     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
     for e in positions.elements() {
-        if let (Some(at), Some(next)) = (
-            e.offset().to_raw().filter(|o| *o >= 0),
-            state.next.get_mut(&(e.topic().to_string(), e.partition())),
-        ) {
+        if let (Some(at), Some(next)) =
+            (e.offset().to_raw().filter(|o| *o >= 0), state.next.get_mut(&(e.topic().to_string(), e.partition())))
+        {
             *next = (*next).max(at);
         }
     }
@@ -655,9 +584,7 @@ async fn process(
     let payload = m.payload().unwrap_or_default();
     let outcome = match route_of(m.topic(), decoder, payload) {
         Err(reason) => Outcome::DeadLettered { reason },
-        Ok(None) => Outcome::Skipped {
-            route: "unknown or unspecified type".into(),
-        },
+        Ok(None) => Outcome::Skipped { route: "unknown or unspecified type".into() },
         Ok(Some(route)) => {
             if !options.handler_delay.is_zero() {
                 tokio::time::sleep(options.handler_delay).await;
@@ -670,9 +597,7 @@ async fn process(
                 }
                 if attempts >= options.attempts.max(1) {
                     break Outcome::DeadLettered {
-                        reason: format!(
-                            "handler for {route} failed {attempts} times (--handler-fail)"
-                        ),
+                        reason: format!("handler for {route} failed {attempts} times (--handler-fail)"),
                     };
                 }
                 summary.handler_retries += 1;
@@ -709,23 +634,13 @@ async fn dead_letter(
 ) -> Result<(), KafkaError> {
     let mut headers: Vec<(String, Vec<u8>)> = m
         .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                .collect()
-        })
+        .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
         .unwrap_or_default();
     headers.extend([
         ("dlq-reason".to_string(), reason.as_bytes().to_vec()),
         ("dlq-original-topic".into(), m.topic().as_bytes().to_vec()),
-        (
-            "dlq-original-partition".into(),
-            m.partition().to_string().into_bytes(),
-        ),
-        (
-            "dlq-original-offset".into(),
-            m.offset().to_string().into_bytes(),
-        ),
+        ("dlq-original-partition".into(), m.partition().to_string().into_bytes()),
+        ("dlq-original-offset".into(), m.offset().to_string().into_bytes()),
     ]);
     let record = OutRecord {
         topic: topic.to_string(),
@@ -738,15 +653,9 @@ async fn dead_letter(
     let report = super::producer::send_all(producer, &[record]).await;
     match report.into_iter().next() {
         Some(Ok(_)) => Ok(()),
-        Some(Err(e)) => Err(KafkaError::request(
-            &format!(
-                "dead-lettering {}/{}@{}",
-                m.topic(),
-                m.partition(),
-                m.offset()
-            ),
-            e,
-        )),
+        Some(Err(e)) => {
+            Err(KafkaError::request(&format!("dead-lettering {}/{}@{}", m.topic(), m.partition(), m.offset()), e))
+        }
         None => Ok(()),
     }
 }

@@ -50,12 +50,8 @@ pub struct GroupDescription {
 
 fn client(conn: &Connection, group: &str) -> Result<BaseConsumer, KafkaError> {
     let mut config = conn.client_config();
-    config
-        .set("group.id", group)
-        .set("enable.auto.commit", "false");
-    config
-        .create()
-        .map_err(|e| KafkaError::request("creating a group client", e))
+    config.set("group.id", group).set("enable.auto.commit", "false");
+    config.create().map_err(|e| KafkaError::request("creating a group client", e))
 }
 
 /// Parses a member assignment in Kafka's consumer protocol: version, then
@@ -76,10 +72,7 @@ pub fn parse_assignment(bytes: &[u8]) -> Vec<(String, i32)> {
             let topic = String::from_utf8_lossy(take(b, len)?).into_owned();
             let parts = i32::from_be_bytes(take(b, 4)?.try_into().ok()?);
             for _ in 0..parts.max(0) {
-                out.push((
-                    topic.clone(),
-                    i32::from_be_bytes(take(b, 4)?.try_into().ok()?),
-                ));
+                out.push((topic.clone(), i32::from_be_bytes(take(b, 4)?.try_into().ok()?)));
             }
         }
         Some(())
@@ -93,9 +86,7 @@ pub async fn list(conn: &Connection) -> Result<Vec<GroupSummary>, KafkaError> {
     let conn = conn.clone();
     tokio::task::spawn_blocking(move || {
         let c = client(&conn, "chinook-admin")?;
-        let groups = c
-            .fetch_group_list(None, REQUEST_TIMEOUT)
-            .map_err(|e| KafkaError::request("ListGroups", e))?;
+        let groups = c.fetch_group_list(None, REQUEST_TIMEOUT).map_err(|e| KafkaError::request("ListGroups", e))?;
         let mut out: Vec<GroupSummary> = groups
             .groups()
             .iter()
@@ -118,9 +109,8 @@ pub async fn describe(conn: &Connection, group: &str) -> Result<GroupDescription
     let (conn, group) = (conn.clone(), group.to_string());
     tokio::task::spawn_blocking(move || {
         let c = client(&conn, &group)?;
-        let list = c
-            .fetch_group_list(Some(&group), REQUEST_TIMEOUT)
-            .map_err(|e| KafkaError::request("DescribeGroups", e))?;
+        let list =
+            c.fetch_group_list(Some(&group), REQUEST_TIMEOUT).map_err(|e| KafkaError::request("DescribeGroups", e))?;
         let info = list.groups().iter().find(|g| g.name() == group);
         let state = info.map_or_else(|| "Unknown".to_string(), |g| g.state().to_string());
         let members: Vec<Member> = info
@@ -142,38 +132,25 @@ pub async fn describe(conn: &Connection, group: &str) -> Result<GroupDescription
                     .collect()
             })
             .unwrap_or_default();
-        let owner: BTreeMap<String, String> = members
-            .iter()
-            .flat_map(|m| {
-                m.assignment
-                    .iter()
-                    .map(|tp| (tp.clone(), m.client_id.clone()))
-            })
-            .collect();
+        let owner: BTreeMap<String, String> =
+            members.iter().flat_map(|m| m.assignment.iter().map(|tp| (tp.clone(), m.client_id.clone()))).collect();
         let mut tpl = TopicPartitionList::new();
         for t in &topics {
             for p in &t.partitions {
                 tpl.add_partition(&t.name, p.id);
             }
         }
-        let committed = c
-            .committed_offsets(tpl, REQUEST_TIMEOUT)
-            .map_err(|e| KafkaError::request("OffsetFetch", e))?;
+        let committed = c.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(|e| KafkaError::request("OffsetFetch", e))?;
         let mut partitions = Vec::new();
         for t in &topics {
             for p in &t.partitions {
-                let at = committed
-                    .find_partition(&t.name, p.id)
-                    .and_then(|e| e.offset().to_raw())
-                    .filter(|o| *o >= 0);
+                let at = committed.find_partition(&t.name, p.id).and_then(|e| e.offset().to_raw()).filter(|o| *o >= 0);
                 let key = format!("{}/{}", t.name, p.id);
                 if at.is_none() && !owner.contains_key(&key) {
                     continue; // this group has nothing to do with that partition
                 }
                 // Watermarks read after the commits, so lag is never negative.
-                let (low, high) = c
-                    .fetch_watermarks(&t.name, p.id, REQUEST_TIMEOUT)
-                    .unwrap_or((p.low, p.high));
+                let (low, high) = c.fetch_watermarks(&t.name, p.id, REQUEST_TIMEOUT).unwrap_or((p.low, p.high));
                 let lag = high - at.unwrap_or(low);
                 partitions.push(PartitionLag {
                     topic: t.name.clone(),
@@ -186,13 +163,7 @@ pub async fn describe(conn: &Connection, group: &str) -> Result<GroupDescription
             }
         }
         let total_lag = partitions.iter().map(|p| p.lag).sum();
-        Ok(GroupDescription {
-            group,
-            state,
-            members,
-            partitions,
-            total_lag,
-        })
+        Ok(GroupDescription { group, state, members, partitions, total_lag })
     })
     .await
     .map_err(|e| KafkaError::request("DescribeGroups", e))?
@@ -237,19 +208,11 @@ pub async fn reset(
     let topics = admin::list_topics(conn).await?;
     let wanted: Vec<(String, i32, Option<i64>, i64, i64)> = topics
         .iter()
-        .filter(|t| {
-            topic.map_or_else(
-                || desc.partitions.iter().any(|p| p.topic == t.name),
-                |name| t.name == name,
-            )
-        })
+        .filter(|t| topic.map_or_else(|| desc.partitions.iter().any(|p| p.topic == t.name), |name| t.name == name))
         .flat_map(|t| {
             t.partitions.iter().map(|p| {
-                let from = desc
-                    .partitions
-                    .iter()
-                    .find(|d| d.topic == t.name && d.partition == p.id)
-                    .and_then(|d| d.committed);
+                let from =
+                    desc.partitions.iter().find(|d| d.topic == t.name && d.partition == p.id).and_then(|d| d.committed);
                 (t.name.clone(), p.id, from, p.low, p.high)
             })
         })
@@ -282,20 +245,14 @@ pub async fn reset(
                         .unwrap_or(high)
                 }
             };
-            plan.push(Reset {
-                topic: t,
-                partition: p,
-                from,
-                to: target,
-            });
+            plan.push(Reset { topic: t, partition: p, from, to: target });
         }
         if execute {
             let mut tpl = TopicPartitionList::new();
             for r in &plan {
                 let _ = tpl.add_partition_offset(&r.topic, r.partition, Offset::Offset(r.to));
             }
-            c.commit(&tpl, CommitMode::Sync)
-                .map_err(|e| KafkaError::request("OffsetCommit", e))?;
+            c.commit(&tpl, CommitMode::Sync).map_err(|e| KafkaError::request("OffsetCommit", e))?;
         }
         Ok(plan)
     })
@@ -312,16 +269,7 @@ mod tests {
         let mut b = vec![0, 0, 0, 0, 0, 1, 0, 15];
         b.extend_from_slice(b"customer_events");
         b.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(
-            parse_assignment(&b),
-            vec![
-                ("customer_events".to_string(), 0),
-                ("customer_events".to_string(), 2)
-            ]
-        );
-        assert!(
-            parse_assignment(&[0, 0, 0]).is_empty(),
-            "cut-off input gives what was read, no panic"
-        );
+        assert_eq!(parse_assignment(&b), vec![("customer_events".to_string(), 0), ("customer_events".to_string(), 2)]);
+        assert!(parse_assignment(&[0, 0, 0]).is_empty(), "cut-off input gives what was read, no panic");
     }
 }

@@ -41,18 +41,12 @@ pub enum KafkaError {
 
     #[error("{operation} failed: {reason}")]
     #[diagnostic(code(chinook::kafka::request), help("{help}"))]
-    Request {
-        operation: String,
-        reason: String,
-        help: String,
-    },
+    Request { operation: String, reason: String, help: String },
 
     #[error("topic {topic} does not exist")]
     #[diagnostic(
         code(chinook::kafka::no_topic),
-        help(
-            "create the lab topics with `chinook topics create`; `chinook topics list` shows what exists"
-        )
+        help("create the lab topics with `chinook topics create`; `chinook topics list` shows what exists")
     )]
     NoTopic { topic: String },
 }
@@ -86,10 +80,7 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(brokers: impl Into<String>) -> Self {
-        Self {
-            brokers: brokers.into(),
-            overrides: Vec::new(),
-        }
+        Self { brokers: brokers.into(), overrides: Vec::new() }
     }
 
     /// rdkafka settings with chinook's defaults, then the `-X` overrides.
@@ -101,22 +92,22 @@ impl Connection {
             .set("socket.connection.setup.timeout.ms", "5000")
             .set("reconnect.backoff.max.ms", "1000")
             .set("log_level", "3");
+        self.apply_overrides(&mut config);
+        config
+    }
+
+    /// Applies the `-X` properties last, so they win over chinook's own settings.
+    pub fn apply_overrides(&self, config: &mut ClientConfig) {
         for (k, v) in &self.overrides {
             config.set(k, v);
         }
-        config
     }
 
     /// Fails fast, with the address tried, when no bootstrap address accepts
     /// a TCP connection (librdkafka alone would retry quietly for a long time).
     pub async fn probe(&self) -> Result<(), KafkaError> {
         let mut reasons = Vec::new();
-        for addr in self
-            .brokers
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-        {
+        for addr in self.brokers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
             if !addr.contains(':') {
                 return Err(KafkaError::BadBrokers {
                     value: self.brokers.clone(),
@@ -126,21 +117,12 @@ impl Connection {
             match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
                 Ok(Ok(_)) => return Ok(()),
                 Ok(Err(e)) => reasons.push(format!("{addr}: {e}")),
-                Err(_) => reasons.push(format!(
-                    "{addr}: no answer within {} s",
-                    PROBE_TIMEOUT.as_secs()
-                )),
+                Err(_) => reasons.push(format!("{addr}: no answer within {} s", PROBE_TIMEOUT.as_secs())),
             }
         }
         if reasons.is_empty() {
-            return Err(KafkaError::BadBrokers {
-                value: self.brokers.clone(),
-                reason: "no address given".into(),
-            });
+            return Err(KafkaError::BadBrokers { value: self.brokers.clone(), reason: "no address given".into() });
         }
-        Err(KafkaError::Unreachable {
-            brokers: self.brokers.clone(),
-            reason: reasons.join("; "),
-        })
+        Err(KafkaError::Unreachable { brokers: self.brokers.clone(), reason: reasons.join("; ") })
     }
 }

@@ -31,6 +31,21 @@ pub struct OutRecord {
     pub timestamp: Option<i64>,
 }
 
+impl OutRecord {
+    /// A customer event as a record: keyed by its customer (aggregate) id, with
+    /// the routing headers, and the event time as the record time.
+    pub fn event(topic: &str, e: &crate::codec::pb::events::v1::CustomerEvent) -> Self {
+        Self {
+            topic: topic.to_string(),
+            partition: None,
+            key: Some(e.aggregate_id.clone().into_bytes()),
+            headers: crate::events::event_headers(e),
+            timestamp: e.timestamp.as_ref().map(crate::events::millis),
+            value: prost::Message::encode_to_vec(e),
+        }
+    }
+}
+
 /// How to send.
 #[derive(Clone, Debug)]
 pub struct ProduceOptions {
@@ -127,10 +142,7 @@ impl ProduceOptions {
             .set("compression.type", &self.compression)
             .set("linger.ms", self.linger_ms.to_string())
             .set("batch.size", self.batch_size.to_string())
-            .set(
-                "message.timeout.ms",
-                self.delivery_timeout.as_millis().to_string(),
-            )
+            .set("message.timeout.ms", self.delivery_timeout.as_millis().to_string())
             .set("retry.backoff.ms", "100")
             .set("retry.backoff.max.ms", "2000")
             // Java's partitioner: the same key lands on the same partition as from Go or Java clients.
@@ -138,12 +150,8 @@ impl ProduceOptions {
         if !self.idempotent {
             config.set("max.in.flight.requests.per.connection", "5");
         }
-        for (k, v) in &conn.overrides {
-            config.set(k, v);
-        }
-        config
-            .create()
-            .map_err(|e| KafkaError::request("creating the producer", e))
+        conn.apply_overrides(&mut config);
+        config.create().map_err(|e| KafkaError::request("creating the producer", e))
     }
 }
 
@@ -163,20 +171,12 @@ fn enqueue(producer: &FutureProducer, r: &OutRecord) -> Result<DeliveryFuture, R
         record = record.timestamp(ts);
     }
     if !r.headers.is_empty() {
-        let headers = r.headers.iter().fold(
-            OwnedHeaders::new_with_capacity(r.headers.len()),
-            |h, (k, v)| {
-                h.insert(Header {
-                    key: k,
-                    value: Some(v),
-                })
-            },
-        );
+        let headers = r.headers.iter().fold(OwnedHeaders::new_with_capacity(r.headers.len()), |h, (k, v)| {
+            h.insert(Header { key: k, value: Some(v) })
+        });
         record = record.headers(headers);
     }
-    producer
-        .send_result(record)
-        .map_err(|(e, _)| e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail))
+    producer.send_result(record).map_err(|(e, _)| e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail))
 }
 
 fn watch(pending: &Pending, index: usize, attempt: u32, delivery: DeliveryFuture) {
@@ -203,43 +203,38 @@ pub async fn produce(
     conn.probe().await?;
     let producer = options.producer(conn)?;
     let started = Instant::now();
-    let mut report = Report {
-        sent: records.len(),
-        ..Default::default()
-    };
+    let mut report = Report { sent: records.len(), ..Default::default() };
     let mut pending: Pending = FuturesUnordered::new();
     let mut retry_queue: Vec<(Instant, usize, u32)> = Vec::new();
 
-    let settle =
-        |report: &mut Report, retry_queue: &mut Vec<(Instant, usize, u32)>, outcome: Outcome| {
-            let (index, attempt, result) = outcome;
-            match result {
-                Ok((partition, offset)) => {
-                    report.acked += 1;
-                    let key = format!("{}/{partition}", records[index].topic);
-                    let e = report.offsets.entry(key).or_insert((offset, offset));
-                    e.0 = e.0.min(offset);
-                    e.1 = e.1.max(offset);
-                    progress((report.acked + report.failed) as u64);
-                }
-                Err(code) if is_retriable(code) && attempt < options.retries => {
-                    let backoff =
-                        Duration::from_millis(200 * 2u64.pow(attempt)).min(Duration::from_secs(5));
-                    retry_queue.push((Instant::now() + backoff, index, attempt + 1));
-                    report.retries += 1;
-                }
-                Err(code) => {
-                    report.failed += 1;
-                    report.failures.push(Failed {
-                        index,
-                        error: explain(code),
-                        retriable: is_retriable(code),
-                        attempts: attempt + 1,
-                    });
-                    progress((report.acked + report.failed) as u64);
-                }
+    let settle = |report: &mut Report, retry_queue: &mut Vec<(Instant, usize, u32)>, outcome: Outcome| {
+        let (index, attempt, result) = outcome;
+        match result {
+            Ok((partition, offset)) => {
+                report.acked += 1;
+                let key = format!("{}/{partition}", records[index].topic);
+                let e = report.offsets.entry(key).or_insert((offset, offset));
+                e.0 = e.0.min(offset);
+                e.1 = e.1.max(offset);
+                progress((report.acked + report.failed) as u64);
             }
-        };
+            Err(code) if is_retriable(code) && attempt < options.retries => {
+                let backoff = Duration::from_millis(200 * 2u64.pow(attempt)).min(Duration::from_secs(5));
+                retry_queue.push((Instant::now() + backoff, index, attempt + 1));
+                report.retries += 1;
+            }
+            Err(code) => {
+                report.failed += 1;
+                report.failures.push(Failed {
+                    index,
+                    error: explain(code),
+                    retriable: is_retriable(code),
+                    attempts: attempt + 1,
+                });
+                progress((report.acked + report.failed) as u64);
+            }
+        }
+    };
 
     for (index, record) in records.iter().enumerate() {
         if let Some(rate) = options.rate {
@@ -269,11 +264,7 @@ pub async fn produce(
                     None => tokio::time::sleep(Duration::from_millis(5)).await,
                 },
                 Err(code) => {
-                    settle(
-                        &mut report,
-                        &mut retry_queue,
-                        (index, options.retries, Err(code)),
-                    );
+                    settle(&mut report, &mut retry_queue, (index, options.retries, Err(code)));
                     break;
                 }
             }
@@ -286,11 +277,7 @@ pub async fn produce(
             let (_, index, attempt) = retry_queue.remove(0);
             match enqueue(&producer, &records[index]) {
                 Ok(delivery) => watch(&pending, index, attempt, delivery),
-                Err(code) => settle(
-                    &mut report,
-                    &mut retry_queue,
-                    (index, options.retries, Err(code)),
-                ),
+                Err(code) => settle(&mut report, &mut retry_queue, (index, options.retries, Err(code))),
             }
         }
         let next_retry = retry_queue.first().map(|r| r.0);
@@ -313,19 +300,14 @@ pub async fn produce(
 
 /// Enqueues every record, then awaits every delivery (no re-sends): for small
 /// sends such as dead letters, where each result matters on its own.
-pub async fn send_all(
-    producer: &FutureProducer,
-    records: &[OutRecord],
-) -> Vec<Result<(i32, i64), String>> {
+pub async fn send_all(producer: &FutureProducer, records: &[OutRecord]) -> Vec<Result<(i32, i64), String>> {
     let deliveries: Vec<_> = records.iter().map(|r| enqueue(producer, r)).collect();
     let mut results = Vec::with_capacity(records.len());
     for delivery in deliveries {
         results.push(match delivery {
             Ok(future) => match future.await {
                 Ok(Ok(d)) => Ok((d.partition, d.offset)),
-                Ok(Err((e, _))) => Err(e
-                    .rdkafka_error_code()
-                    .map_or_else(|| e.to_string(), explain)),
+                Ok(Err((e, _))) => Err(e.rdkafka_error_code().map_or_else(|| e.to_string(), explain)),
                 Err(_) => Err("the producer went away before the delivery report".into()),
             },
             Err(code) => Err(explain(code)),

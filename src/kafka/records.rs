@@ -18,18 +18,16 @@ impl Bytes {
     pub fn from_slice(bytes: &[u8]) -> Self {
         match std::str::from_utf8(bytes) {
             Ok(s) => Bytes::Text(s.to_string()),
-            Err(_) => Bytes::Base64 {
-                base64: base64::engine::general_purpose::STANDARD.encode(bytes),
-            },
+            Err(_) => Bytes::Base64 { base64: base64::engine::general_purpose::STANDARD.encode(bytes) },
         }
     }
 
     pub fn to_vec(&self) -> Result<Vec<u8>, String> {
         match self {
             Bytes::Text(s) => Ok(s.as_bytes().to_vec()),
-            Bytes::Base64 { base64 } => base64::engine::general_purpose::STANDARD
-                .decode(base64)
-                .map_err(|e| format!("bad base64: {e}")),
+            Bytes::Base64 { base64 } => {
+                base64::engine::general_purpose::STANDARD.decode(base64).map_err(|e| format!("bad base64: {e}"))
+            }
         }
     }
 }
@@ -72,9 +70,6 @@ mod tests {
         let json = serde_json::to_string(&b).unwrap();
         let back: Bytes = serde_json::from_str(&json).unwrap();
         assert_eq!(back.to_vec().unwrap(), raw);
-        assert_eq!(
-            serde_json::to_string(&Bytes::from_slice(b"42")).unwrap(),
-            "\"42\""
-        );
+        assert_eq!(serde_json::to_string(&Bytes::from_slice(b"42")).unwrap(), "\"42\"");
     }
 }

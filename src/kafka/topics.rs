@@ -45,10 +45,7 @@ pub const PLAN: [TopicPlan; 3] = [
 /// Bufstream's topic configs that bind `value_type` and reject bad records.
 pub fn bufstream_configs(plan: &TopicPlan) -> Vec<(&'static str, &'static str)> {
     match plan.value_type {
-        Some(t) => vec![
-            ("buf.registry.value.schema.message", t),
-            ("bufstream.validate.mode", "reject"),
-        ],
+        Some(t) => vec![("buf.registry.value.schema.message", t), ("bufstream.validate.mode", "reject")],
         None => vec![],
     }
 }

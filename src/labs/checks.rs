@@ -27,14 +27,8 @@ use crate::{
 };
 
 /// Every check a lab manifest may name.
-pub const NAMES: [&str; 6] = [
-    "broker-reachable",
-    "topics-planned",
-    "schema-enforced",
-    "group-parallel",
-    "retries-outage",
-    "routing",
-];
+pub const NAMES: [&str; 6] =
+    ["broker-reachable", "topics-planned", "schema-enforced", "group-parallel", "retries-outage", "routing"];
 
 /// Checks that disturb the broker for everyone (they run alone, after the others).
 pub const DISTURBING: [&str; 1] = ["retries-outage"];
@@ -58,11 +52,7 @@ pub struct Outcome {
 
 impl Outcome {
     fn new(passed: bool, expected: impl Into<String>, observed: impl Into<String>) -> Self {
-        Self {
-            passed,
-            expected: expected.into(),
-            observed: observed.into(),
-        }
+        Self { passed, expected: expected.into(), observed: observed.into() }
     }
 }
 
@@ -75,11 +65,7 @@ pub async fn run(name: &str, env: &Env) -> Outcome {
         "group-parallel" => group_parallel(env).await,
         "retries-outage" => retries_outage(env).await,
         "routing" => routing(env).await,
-        other => Ok(Outcome::new(
-            false,
-            "a known check",
-            format!("unknown check `{other}`"),
-        )),
+        other => Ok(Outcome::new(false, "a known check", format!("unknown check `{other}`"))),
     };
     result.unwrap_or_else(|e| Outcome::new(false, "the check to run", format!("it could not: {e}")))
 }
@@ -95,11 +81,7 @@ async fn broker_reachable(env: &Env) -> Checked {
                 .as_ref()
                 .filter(|s| s.bootstrap.to_string() == env.conn.brokers)
                 .map_or("external".to_string(), |s| s.engine.to_string());
-            Outcome::new(
-                true,
-                expected,
-                format!("answers ({engine}, {} topics)", topics.len()),
-            )
+            Outcome::new(true, expected, format!("answers ({engine}, {} topics)", topics.len()))
         }
         Err(e) => Outcome::new(false, expected, e.to_string()),
     })
@@ -107,10 +89,7 @@ async fn broker_reachable(env: &Env) -> Checked {
 
 async fn topics_planned(env: &Env) -> Checked {
     let topics = admin::list_topics(&env.conn).await?;
-    let expected: Vec<String> = PLAN
-        .iter()
-        .map(|t| format!("{} ({})", t.name, t.partitions))
-        .collect();
+    let expected: Vec<String> = PLAN.iter().map(|t| format!("{} ({})", t.name, t.partitions)).collect();
     let observed: Vec<String> = PLAN
         .iter()
         .map(|t| match topics.iter().find(|i| i.name == t.name) {
@@ -118,11 +97,7 @@ async fn topics_planned(env: &Env) -> Checked {
             None => format!("{} (missing)", t.name),
         })
         .collect();
-    Ok(Outcome::new(
-        expected == observed,
-        expected.join(", "),
-        observed.join(", "),
-    ))
+    Ok(Outcome::new(expected == observed, expected.join(", "), observed.join(", ")))
 }
 
 /// Sends one value in its own batch with a plain producer: Ok(true) if stored.
@@ -133,12 +108,7 @@ async fn accepted(conn: &Connection, topic: &str, value: &[u8]) -> Result<bool, 
         .create()
         .map_err(|e| KafkaError::request("creating a producer", e))?;
     match producer
-        .send(
-            FutureRecord::<str, [u8]>::to(topic)
-                .key("chinook-check")
-                .payload(value),
-            Duration::from_secs(10),
-        )
+        .send(FutureRecord::<str, [u8]>::to(topic).key("chinook-check").payload(value), Duration::from_secs(10))
         .await
     {
         Ok(_) => Ok(true),
@@ -150,21 +120,14 @@ async fn accepted(conn: &Connection, topic: &str, value: &[u8]) -> Result<bool, 
 async fn schema_enforced(env: &Env) -> Checked {
     let planned = topics_planned(env).await?;
     if !planned.passed {
-        return Ok(Outcome::new(
-            false,
-            format!("topics {}", planned.expected),
-            format!("topics {}", planned.observed),
-        ));
+        return Ok(Outcome::new(false, format!("topics {}", planned.expected), format!("topics {}", planned.observed)));
     }
     let expected = "topics as planned; a valid CustomerEvent accepted; a malformed value rejected (INVALID_RECORD)";
     // The malformed value goes to customer_events itself: rejected, it leaves no trace.
     let malformed_rejected = !accepted(&env.conn, EVENTS, b"\x0a\xff\xff").await?;
     // The valid one goes to a schema-bound check topic, so customer_events stays as it was.
     let check_topic = format!("{CHECK_PREFIX}{EVENTS}");
-    let bufstream = env
-        .managed
-        .as_ref()
-        .is_some_and(|s| s.engine == crate::broker::Engine::Bufstream);
+    let bufstream = env.managed.as_ref().is_some_and(|s| s.engine == crate::broker::Engine::Bufstream);
     let plan = [crate::kafka::topics::TopicPlan {
         name: Box::leak(check_topic.clone().into_boxed_str()),
         partitions: 1,
@@ -172,40 +135,16 @@ async fn schema_enforced(env: &Env) -> Checked {
         purpose: "check",
     }];
     admin::create_topics(&env.conn, &plan, bufstream).await?;
-    let event = events::event(
-        EventKind::CustomerCreated,
-        &Facts {
-            id: 1,
-            ..Default::default()
-        },
-        1,
-    );
-    let valid_accepted = accepted(
-        &env.conn,
-        &check_topic,
-        &prost::Message::encode_to_vec(&event),
-    )
-    .await;
+    let event = events::event(EventKind::CustomerCreated, &Facts { id: 1, ..Default::default() }, 1);
+    let valid_accepted = accepted(&env.conn, &check_topic, &prost::Message::encode_to_vec(&event)).await;
     let _ = admin::delete_topics(&env.conn, &[&check_topic]).await;
     let valid_accepted = valid_accepted?;
     let observed = format!(
         "topics as planned; valid event {}; malformed value {}",
-        if valid_accepted {
-            "accepted"
-        } else {
-            "REJECTED"
-        },
-        if malformed_rejected {
-            "rejected (INVALID_RECORD)"
-        } else {
-            "ACCEPTED: no enforcement"
-        }
+        if valid_accepted { "accepted" } else { "REJECTED" },
+        if malformed_rejected { "rejected (INVALID_RECORD)" } else { "ACCEPTED: no enforcement" }
     );
-    Ok(Outcome::new(
-        valid_accepted && malformed_rejected,
-        expected,
-        observed,
-    ))
+    Ok(Outcome::new(valid_accepted && malformed_rejected, expected, observed))
 }
 
 fn new_scratch(name: &str) -> String {
@@ -227,30 +166,16 @@ async fn group_parallel(env: &Env) -> Checked {
         Some(g) => {
             let d = crate::kafka::groups::describe(&env.conn, g).await?;
             let done = !d.partitions.is_empty() && d.total_lag == 0;
-            (
-                done,
-                format!(
-                    "; group {g}: {} partitions committed, lag {}",
-                    d.partitions.len(),
-                    d.total_lag
-                ),
-            )
+            (done, format!("; group {g}: {} partitions committed, lag {}", d.partitions.len(), d.total_lag))
         }
         None => (true, String::new()),
     };
     let (each_one, all_once, detail) = result?;
     let expected = format!(
         "3 members with one partition each, every event once{}",
-        env.group
-            .as_ref()
-            .map(|g| format!("; group {g} committed up to the end"))
-            .unwrap_or_default()
+        env.group.as_ref().map(|g| format!("; group {g} committed up to the end")).unwrap_or_default()
     );
-    Ok(Outcome::new(
-        each_one && all_once && own_ok,
-        expected,
-        format!("{detail}{own_text}"),
-    ))
+    Ok(Outcome::new(each_one && all_once && own_ok, expected, format!("{detail}{own_text}")))
 }
 
 /// Three in-process members of one group on `topic`: (one partition each, every record once, description).
@@ -263,27 +188,17 @@ async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), K
     for i in 0..3 {
         let (conn, assigned, decoders) = (env.conn.clone(), assigned.clone(), decoders.clone());
         let options = ConsumeOptions {
-            group: group.clone(),
-            topics: vec![topic.to_string()],
             start: StartAt::Start,
             max: Some(PER_PARTITION as u64),
-            until_end: false,
-            dead_letters: None,
-            fail: None,
-            attempts: 1,
-            handler_delay: Duration::ZERO,
-            standalone: false,
+            ..ConsumeOptions::new(group.clone(), vec![topic.to_string()])
         };
         members.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             consumer::consume(&conn, &options, &decoders, |event| match event {
-                Event::Assigned(parts) => {
-                    assigned.lock().unwrap_or_else(|p| p.into_inner())[i] = parts
+                Event::Assigned(parts) => assigned.lock().unwrap_or_else(|p| p.into_inner())[i] = parts,
+                Event::Record(r, _) => {
+                    seen.push((rdkafka::Message::partition(r.message), rdkafka::Message::offset(r.message)))
                 }
-                Event::Record(r, _) => seen.push((
-                    rdkafka::Message::partition(r.message),
-                    rdkafka::Message::offset(r.message),
-                )),
                 Event::Idle => {}
             })
             .await
@@ -305,10 +220,7 @@ async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), K
             return Ok((
                 false,
                 false,
-                format!(
-                    "the group did not settle in 30 s: {:?}",
-                    assigned.lock().unwrap_or_else(|p| p.into_inner())
-                ),
+                format!("the group did not settle in 30 s: {:?}", assigned.lock().unwrap_or_else(|p| p.into_inner())),
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -326,9 +238,7 @@ async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), K
     let mut each_one = true;
     let mut duplicates = 0;
     for m in members {
-        let seen = m
-            .await
-            .map_err(|e| KafkaError::request("a check consumer", e))??;
+        let seen = m.await.map_err(|e| KafkaError::request("a check consumer", e))??;
         each_one &= seen.iter().map(|(p, _)| *p).collect::<BTreeSet<_>>().len() == 1;
         for s in seen {
             duplicates += usize::from(!all.insert(s));
@@ -349,41 +259,16 @@ async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), K
 
 async fn retries_outage(env: &Env) -> Checked {
     let expected = "1000 events acknowledged across a 0.5 s outage, each stored exactly once";
-    if env
-        .managed
-        .as_ref()
-        .is_none_or(|s| s.bootstrap.to_string() != env.conn.brokers)
-    {
-        return Ok(Outcome::new(
-            false,
-            expected,
-            "cannot stage an outage: the broker is not managed by chinook here",
-        ));
+    if env.managed.as_ref().is_none_or(|s| s.bootstrap.to_string() != env.conn.brokers) {
+        return Ok(Outcome::new(false, expected, "cannot stage an outage: the broker is not managed by chinook here"));
     }
-    let fault_env = faults::Env {
-        conn: env.conn.clone(),
-        managed: env.managed.clone(),
-    };
-    let scenario = BrokerDown {
-        count: 1000,
-        after: 300,
-        down_for: Duration::from_millis(500),
-        rate: 5000.0,
-        hard: false,
-    };
+    let fault_env = faults::Env { conn: env.conn.clone(), managed: env.managed.clone() };
+    let scenario =
+        BrokerDown { count: 1000, after: 300, down_for: Duration::from_millis(500), rate: 5000.0, hard: false };
     let report = scenario.run(&fault_env, &env.paths).await?;
     let f = |k: &str| report.figures.get(k).copied().unwrap_or(-1);
-    let observed = format!(
-        "{} acknowledged, {} lost, {} stored twice",
-        f("acked"),
-        f("lost"),
-        f("duplicates")
-    );
-    Ok(Outcome::new(
-        f("acked") == 1000 && f("lost") == 0 && f("duplicates") == 0,
-        expected,
-        observed,
-    ))
+    let observed = format!("{} acknowledged, {} lost, {} stored twice", f("acked"), f("lost"), f("duplicates"));
+    Ok(Outcome::new(f("acked") == 1000 && f("lost") == 0 && f("duplicates") == 0, expected, observed))
 }
 
 async fn routing(env: &Env) -> Checked {
@@ -397,63 +282,30 @@ async fn routing(env: &Env) -> Checked {
     admin::create_topics(&env.conn, &plan, false).await?;
     let mut values: Vec<Vec<u8>> = EventKind::ALL
         .iter()
-        .map(|k| {
-            prost::Message::encode_to_vec(&events::event(
-                *k,
-                &Facts {
-                    id: 5,
-                    ..Default::default()
-                },
-                1,
-            ))
-        })
+        .map(|k| prost::Message::encode_to_vec(&events::event(*k, &Facts { id: 5, ..Default::default() }, 1)))
         .collect();
     // And one event of no known type.
-    values.push(prost::Message::encode_to_vec(&CustomerEvent {
-        event_id: events::new_id("evt"),
-        ..Default::default()
-    }));
+    values
+        .push(prost::Message::encode_to_vec(&CustomerEvent { event_id: events::new_id("evt"), ..Default::default() }));
     let records = values
         .into_iter()
-        .map(|value| OutRecord {
-            topic: topic.clone(),
-            key: Some(b"5".to_vec()),
-            value,
-            ..Default::default()
-        })
+        .map(|value| OutRecord { topic: topic.clone(), key: Some(b"5".to_vec()), value, ..Default::default() })
         .collect();
     let result = async {
         producer::produce(&env.conn, &ProduceOptions::default(), records, |_| {}).await?;
-        let options = ConsumeOptions {
-            group: events::new_id("chinook-check-routing"),
-            topics: vec![topic.clone()],
-            start: StartAt::Start,
-            max: None,
-            until_end: true,
-            dead_letters: None,
-            fail: None,
-            attempts: 1,
-            handler_delay: Duration::ZERO,
-            standalone: true,
-        };
+        let options = ConsumeOptions::read_all(&topic);
         let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
         consumer::consume(&env.conn, &options, &decoders, |_| {}).await
     }
     .await;
     let _ = admin::delete_topics(&env.conn, &[&topic]).await;
     let summary = result?;
-    let routes = EventKind::ALL
-        .iter()
-        .filter(|k| summary.per_route.get(k.event_type().as_str_name()) == Some(&1))
-        .count();
+    let routes =
+        EventKind::ALL.iter().filter(|k| summary.per_route.get(k.event_type().as_str_name()) == Some(&1)).count();
     let expected = "5 event types each routed to their handler once; 1 unknown type skipped";
     let observed = format!(
         "{routes} of 5 types routed once; {} skipped; {} dead-lettered",
         summary.skipped, summary.dead_lettered
     );
-    Ok(Outcome::new(
-        routes == 5 && summary.skipped == 1 && summary.dead_lettered == 0,
-        expected,
-        observed,
-    ))
+    Ok(Outcome::new(routes == 5 && summary.skipped == 1 && summary.dead_lettered == 0, expected, observed))
 }

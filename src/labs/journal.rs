@@ -9,17 +9,9 @@ const TEMPLATE: &str = include_str!("../../JOURNAL.md");
 const ENTRIES: &str = "## My entries";
 
 /// Appends an entry; returns the text written.
-pub fn add(
-    root: &Path,
-    lab: Option<u32>,
-    step: Option<usize>,
-    text: &str,
-) -> Result<String, LabError> {
+pub fn add(root: &Path, lab: Option<u32>, step: Option<usize>, text: &str) -> Result<String, LabError> {
     let path = root.join("JOURNAL.md");
-    let io = |e: std::io::Error| LabError::Io {
-        what: path.display().to_string(),
-        reason: e.to_string(),
-    };
+    let io = |e: std::io::Error| LabError::Io { what: path.display().to_string(), reason: e.to_string() };
     let mut journal = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => TEMPLATE.to_string(),
@@ -44,15 +36,8 @@ pub fn add(
 pub fn entries(root: &Path) -> Result<String, LabError> {
     let path = root.join("JOURNAL.md");
     match std::fs::read_to_string(&path) {
-        Ok(t) => Ok(t
-            .split_once(ENTRIES)
-            .map_or(t.clone(), |(_, rest)| rest.to_string())
-            .trim()
-            .to_string()),
+        Ok(t) => Ok(t.split_once(ENTRIES).map_or(t.clone(), |(_, rest)| rest.to_string()).trim().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(LabError::Io {
-            what: path.display().to_string(),
-            reason: e.to_string(),
-        }),
+        Err(e) => Err(LabError::Io { what: path.display().to_string(), reason: e.to_string() }),
     }
 }

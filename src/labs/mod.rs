@@ -19,19 +19,13 @@ mod embedded {
 #[derive(Debug, Error, Diagnostic)]
 pub enum LabError {
     #[error("there is no lab {number}")]
-    #[diagnostic(
-        code(chinook::labs::unknown),
-        help("`chinook lab list` shows the labs")
-    )]
+    #[diagnostic(code(chinook::labs::unknown), help("`chinook lab list` shows the labs"))]
     Unknown { number: u32 },
     #[error("lab manifest {dir}/lab.toml is invalid: {reason}")]
     #[diagnostic(code(chinook::labs::manifest))]
     Manifest { dir: String, reason: String },
     #[error("lab {lab} has no step {step}")]
-    #[diagnostic(
-        code(chinook::labs::step),
-        help("steps are numbered from 1; `chinook lab {lab}` lists them")
-    )]
+    #[diagnostic(code(chinook::labs::step), help("steps are numbered from 1; `chinook lab {lab}` lists them"))]
     NoStep { lab: u32, step: usize },
     #[error("{what}: {reason}")]
     #[diagnostic(code(chinook::labs::io))]
@@ -82,10 +76,8 @@ pub fn all() -> Result<Vec<Lab>, LabError> {
     embedded::EMBEDDED
         .iter()
         .map(|(dir, manifest, readme)| {
-            let mut lab: Lab = toml::from_str(manifest).map_err(|e| LabError::Manifest {
-                dir: dir.to_string(),
-                reason: e.to_string(),
-            })?;
+            let mut lab: Lab = toml::from_str(manifest)
+                .map_err(|e| LabError::Manifest { dir: dir.to_string(), reason: e.to_string() })?;
             lab.readme = readme.to_string();
             lab.dir = dir.to_string();
             Ok(lab)
@@ -94,10 +86,7 @@ pub fn all() -> Result<Vec<Lab>, LabError> {
 }
 
 pub fn find(number: u32) -> Result<Lab, LabError> {
-    all()?
-        .into_iter()
-        .find(|l| l.number == number)
-        .ok_or(LabError::Unknown { number })
+    all()?.into_iter().find(|l| l.number == number).ok_or(LabError::Unknown { number })
 }
 
 /// Problems with a lab's manifest (unknown checks, missing hints or text).
@@ -107,26 +96,16 @@ pub fn lint(lab: &Lab) -> Vec<String> {
         problems.push(format!("{}: README.md is empty", lab.dir));
     }
     if !lab.dir.starts_with(&format!("{:02}-", lab.number)) {
-        problems.push(format!(
-            "{}: directory does not start with the lab number {:02}",
-            lab.dir, lab.number
-        ));
+        problems.push(format!("{}: directory does not start with the lab number {:02}", lab.dir, lab.number));
     }
     let named = lab
         .steps
         .iter()
         .map(|s| (&s.title, &s.check, &s.hint))
-        .chain(
-            lab.conditions
-                .iter()
-                .map(|c| (&c.statement, &c.check, &c.hint)),
-        );
+        .chain(lab.conditions.iter().map(|c| (&c.statement, &c.check, &c.hint)));
     for (what, check, hint) in named {
         if !checks::NAMES.contains(&check.as_str()) {
-            problems.push(format!(
-                "{}: `{what}` names unknown check `{check}`",
-                lab.dir
-            ));
+            problems.push(format!("{}: `{what}` names unknown check `{check}`", lab.dir));
         }
         if hint.trim().is_empty() {
             problems.push(format!("{}: `{what}` has no hint", lab.dir));
@@ -134,10 +113,7 @@ pub fn lint(lab: &Lab) -> Vec<String> {
     }
     for s in &lab.steps {
         if !s.run.starts_with("chinook ") {
-            problems.push(format!(
-                "{}: step `{}` does not run a chinook command",
-                lab.dir, s.title
-            ));
+            problems.push(format!("{}: step `{}` does not run a chinook command", lab.dir, s.title));
         }
     }
     problems
@@ -169,36 +145,24 @@ impl Progress {
                 reason: format!("unreadable ({e}); delete it to start over"),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(LabError::Io {
-                what: Self::path(root).display().to_string(),
-                reason: e.to_string(),
-            }),
+            Err(e) => Err(LabError::Io { what: Self::path(root).display().to_string(), reason: e.to_string() }),
         }
     }
 
     pub fn save(&self, root: &Path) -> Result<(), LabError> {
         let path = Self::path(root);
-        let io = |e: std::io::Error| LabError::Io {
-            what: path.display().to_string(),
-            reason: e.to_string(),
-        };
+        let io = |e: std::io::Error| LabError::Io { what: path.display().to_string(), reason: e.to_string() };
         std::fs::create_dir_all(path.parent().expect("the path has a parent")).map_err(io)?;
-        std::fs::write(
-            &path,
-            serde_json::to_vec_pretty(self).expect("progress serializes"),
-        )
-        .map_err(io)
+        std::fs::write(&path, serde_json::to_vec_pretty(self).expect("progress serializes")).map_err(io)
     }
 
     /// "not started", "in progress (2/6)" or "done".
     pub fn status(&self, lab: &Lab) -> String {
         match self.labs.get(&lab.number) {
             Some(p) if p.verified => "done".into(),
-            Some(p) if p.steps_done > 0 => format!(
-                "in progress ({}/{})",
-                p.steps_done.min(lab.steps.len()),
-                lab.steps.len()
-            ),
+            Some(p) if p.steps_done > 0 => {
+                format!("in progress ({}/{})", p.steps_done.min(lab.steps.len()), lab.steps.len())
+            }
             _ => "not started".into(),
         }
     }
@@ -230,13 +194,9 @@ pub async fn verify(lab: &Lab, env: &checks::Env) -> Verification {
     let started = std::time::Instant::now();
     // Checks run side by side, except those that disturb the broker (outages), which run after.
     let disturbs = |c: &Condition| checks::DISTURBING.contains(&c.check.as_str());
-    let calm = futures::future::join_all(
-        lab.conditions
-            .iter()
-            .filter(|c| !disturbs(c))
-            .map(|c| checks::run(&c.check, env)),
-    )
-    .await;
+    let calm =
+        futures::future::join_all(lab.conditions.iter().filter(|c| !disturbs(c)).map(|c| checks::run(&c.check, env)))
+            .await;
     let mut calm = calm.into_iter();
     let mut results = Vec::new();
     for c in &lab.conditions {

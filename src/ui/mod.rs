@@ -45,18 +45,12 @@ impl Ui {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::stderr().is_terminal()
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
             }
         };
         console::set_colors_enabled(color);
         console::set_colors_enabled_stderr(color);
-        Self {
-            format,
-            quiet,
-            verbose,
-            color,
-        }
+        Self { format, quiet, verbose, color }
     }
 
     /// Is standard output a terminal?

@@ -16,9 +16,7 @@ pub fn fixture(rel: &str) -> PathBuf {
 /// The chinook binary, run from the repository root with colour off.
 pub fn chinook() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("chinook").expect("the chinook binary is built");
-    cmd.current_dir(root())
-        .env("NO_COLOR", "1")
-        .env_remove("CHINOOK_BROKERS");
+    cmd.current_dir(root()).env("NO_COLOR", "1").env_remove("CHINOOK_BROKERS");
     cmd
 }
 
@@ -73,23 +71,13 @@ pub struct TestBroker {
 fn spawn_broker(corrected: bool) -> TestBroker {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async move {
             let dir = tempfile::tempdir().unwrap().keep();
             chinook::broker::embedded::write_registry(&dir).unwrap();
             let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let running = chinook::broker::embedded::start(door, Some(&dir), corrected)
-                .await
-                .unwrap();
-            tx.send(TestBroker {
-                bootstrap: running.bootstrap().to_string(),
-                door: running.door.clone(),
-            })
-            .unwrap();
+            let running = chinook::broker::embedded::start(door, Some(&dir), corrected).await.unwrap();
+            tx.send(TestBroker { bootstrap: running.bootstrap().to_string(), door: running.door.clone() }).unwrap();
             std::future::pending::<()>().await;
         });
     });
@@ -116,11 +104,7 @@ pub fn raw_broker() -> &'static TestBroker {
 /// A topic name unique to this process and call.
 pub fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 pub fn connection(b: &TestBroker) -> chinook::kafka::Connection {
@@ -130,13 +114,9 @@ pub fn connection(b: &TestBroker) -> chinook::kafka::Connection {
 /// Creates a topic with `partitions` partitions and waits until metadata shows it.
 pub async fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        connection(b).client_config().create().unwrap();
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = connection(b).client_config().create().unwrap();
     let r = admin
-        .create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
+        .create_topics(&[NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
         .await
         .unwrap();
     assert!(r[0].is_ok(), "{r:?}");
