@@ -13,13 +13,7 @@ const EVENT: &str = "events.v1.CustomerEvent";
 const COMMAND: &str = "events.v1.CustomerCommand";
 
 fn run(args: &[&str]) -> Output {
-    let out = chinook()
-        .args(args)
-        .args(["--brokers", &broker().bootstrap])
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    out
+    chinook().args(args).args(["--brokers", &broker().bootstrap]).timeout(Duration::from_secs(120)).output().unwrap()
 }
 
 fn ok(args: &[&str]) -> Output {

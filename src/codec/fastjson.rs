@@ -374,9 +374,9 @@ impl Writer {
         if nanos != 0 {
             out.push(b'.');
             let nanos = nanos as u64;
-            if nanos % 1_000_000 == 0 {
+            if nanos.is_multiple_of(1_000_000) {
                 push_padded(out, nanos / 1_000_000, 3);
-            } else if nanos % 1_000 == 0 {
+            } else if nanos.is_multiple_of(1_000) {
                 push_padded(out, nanos / 1_000, 6);
             } else {
                 push_padded(out, nanos, 9);

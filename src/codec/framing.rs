@@ -197,7 +197,7 @@ pub fn strip_confluent(bytes: &[u8]) -> Result<Option<(Confluent, usize)>, Codec
     let message_indexes = if count == 0 {
         vec![0]
     } else {
-        if count < 0 || count > 100 {
+        if !(0..=100).contains(&count) {
             return Err(bad(5, &format!("message-index count {count} is not plausible")));
         }
         let mut v = Vec::with_capacity(count as usize);

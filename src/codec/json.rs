@@ -212,7 +212,7 @@ mod tests {
             let mut bytes = base.clone();
             let at = (seed % bytes.len() as u64) as usize;
             bytes[at] = (seed >> 32) as u8;
-            if seed % 5 == 0 {
+            if seed.is_multiple_of(5) {
                 bytes.truncate(at);
             }
             if let Some(fast) = fast_json(&t, &bytes) {

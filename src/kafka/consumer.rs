@@ -413,7 +413,7 @@ fn event_route(value: &[u8]) -> Result<Option<String>, String> {
 fn fails(rule: &Option<FailRule>, seen: u64, key: &Option<Bytes>, payload: &[u8], route: &str) -> bool {
     match rule {
         None => false,
-        Some(FailRule::Every(n)) => seen % n == 0,
+        Some(FailRule::Every(n)) => seen.is_multiple_of(*n),
         Some(FailRule::Key(k)) => key.as_ref() == Some(&Bytes::Text(k.clone())),
         Some(FailRule::Type(t)) => route.ends_with(t.as_str()),
         Some(FailRule::EventId(id)) => CustomerEvent::decode(payload).is_ok_and(|e| e.event_id == *id),
