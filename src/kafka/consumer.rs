@@ -479,6 +479,8 @@ pub async fn consume(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
+        // Members notice a rebalance within a quarter second (the default is 3 s).
+        .set("heartbeat.interval.ms", "250")
         .set("queued.max.messages.kbytes", "8192");
     conn.apply_overrides(&mut config);
     let consumer: StreamConsumer<Ctx> = config

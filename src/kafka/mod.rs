@@ -90,7 +90,7 @@ impl Connection {
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", "chinook")
             .set("socket.connection.setup.timeout.ms", "5000")
-            .set("reconnect.backoff.max.ms", "1000")
+            .set("reconnect.backoff.max.ms", "250")
             .set("log_level", "3");
         self.apply_overrides(&mut config);
         config

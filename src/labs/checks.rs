@@ -48,16 +48,19 @@ pub struct Outcome {
     pub passed: bool,
     pub expected: String,
     pub observed: String,
+    /// How long the check took.
+    pub elapsed_ms: u64,
 }
 
 impl Outcome {
     fn new(passed: bool, expected: impl Into<String>, observed: impl Into<String>) -> Self {
-        Self { passed, expected: expected.into(), observed: observed.into() }
+        Self { passed, expected: expected.into(), observed: observed.into(), elapsed_ms: 0 }
     }
 }
 
 /// Runs the check called `name`.
 pub async fn run(name: &str, env: &Env) -> Outcome {
+    let started = std::time::Instant::now();
     let result = match name {
         "broker-reachable" => broker_reachable(env).await,
         "topics-planned" => topics_planned(env).await,
@@ -67,7 +70,8 @@ pub async fn run(name: &str, env: &Env) -> Outcome {
         "routing" => routing(env).await,
         other => Ok(Outcome::new(false, "a known check", format!("unknown check `{other}`"))),
     };
-    result.unwrap_or_else(|e| Outcome::new(false, "the check to run", format!("it could not: {e}")))
+    let outcome = result.unwrap_or_else(|e| Outcome::new(false, "the check to run", format!("it could not: {e}")));
+    Outcome { elapsed_ms: started.elapsed().as_millis() as u64, ..outcome }
 }
 
 type Checked = Result<Outcome, Box<dyn std::error::Error + Send + Sync>>;

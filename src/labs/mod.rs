@@ -177,6 +177,7 @@ pub struct ConditionResult {
     pub expected: String,
     pub observed: String,
     pub hint: String,
+    pub elapsed_ms: u64,
 }
 
 /// `verify` for one lab.
@@ -212,6 +213,7 @@ pub async fn verify(lab: &Lab, env: &checks::Env) -> Verification {
             expected: outcome.expected,
             observed: outcome.observed,
             hint: c.hint.clone(),
+            elapsed_ms: outcome.elapsed_ms,
         });
     }
     Verification {
