@@ -8,39 +8,14 @@ use std::{net::TcpListener, time::Duration};
 use common::*;
 use serde_json::Value;
 
-/// A scratch working directory with a free port; stops its broker when dropped.
-struct Lab {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Lab {
-    fn new() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Self { dir: tempfile::tempdir().unwrap(), port }
-    }
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        chinook().current_dir(self.dir.path()).args(args).timeout(Duration::from_secs(60)).output().unwrap()
-    }
-    fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.run(&["broker", "stop"]);
-    }
-}
-
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
 
 #[test]
 fn start_status_topics_stop_lifecycle() {
-    let lab = Lab::new();
-    let port = lab.port.to_string();
+    let lab = Workdir::new();
+    let port = lab.port.clone();
     let out = lab.run(&["broker", "start", "--port", &port, "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let started: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -76,12 +51,15 @@ fn start_status_topics_stop_lifecycle() {
         [("customer_commands".into(), 1), ("customer_events".into(), 3), ("customer_events.dlq".into(), 1)]
     );
 
+    let logs = lab.ok(&["broker", "logs", "-n", "20"]);
+    assert!(text(&logs.stdout).contains("broker listening on"), "{}", text(&logs.stdout));
+
     let out = lab.run(&["topics", "describe", "customer_events", "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let out = lab.run(&["broker", "stop"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(TcpListener::bind(("127.0.0.1", lab.port)).is_ok(), "the port is free after stop");
+    assert!(TcpListener::bind(lab.brokers()).is_ok(), "the port is free after stop");
     assert!(!lab.dir.path().join(".chinook/broker/state.json").exists());
 
     let out = lab.run(&["broker", "status", "--brokers", &lab.brokers()]);
@@ -91,8 +69,8 @@ fn start_status_topics_stop_lifecycle() {
 
 #[test]
 fn outage_and_latency_through_the_control_endpoint() {
-    let lab = Lab::new();
-    assert!(lab.run(&["broker", "start", "--port", &lab.port.to_string()]).status.success());
+    let lab = Workdir::new();
+    assert!(lab.run(&["broker", "start", "--port", &lab.port.clone()]).status.success());
     let out = lab.run(&["broker", "outage", "--for", "30s"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let refused = std::net::TcpStream::connect(lab.brokers());
@@ -111,7 +89,7 @@ fn outage_and_latency_through_the_control_endpoint() {
 fn a_taken_port_names_its_owner() {
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
-    let lab = Lab::new();
+    let lab = Workdir::new();
     let out = lab.run(&["broker", "start", "--port", &port.to_string()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -123,7 +101,7 @@ fn a_taken_port_names_its_owner() {
 #[test]
 fn an_unreachable_broker_is_one_clear_error() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let lab = Lab::new();
+    let lab = Workdir::new();
     let brokers = format!("127.0.0.1:{port}");
     let out = lab.run(&["topics", "list", "--brokers", &brokers]);
     assert_eq!(out.status.code(), Some(4));
@@ -134,7 +112,7 @@ fn an_unreachable_broker_is_one_clear_error() {
 
 #[test]
 fn a_stale_state_file_is_cleared() {
-    let lab = Lab::new();
+    let lab = Workdir::new();
     let mut gone = std::process::Command::new("true").spawn().unwrap();
     gone.wait().unwrap();
     let dir = lab.dir.path().join(".chinook/broker");
@@ -144,7 +122,7 @@ fn a_stale_state_file_is_cleared() {
         "control": "127.0.0.1:3", "started_unix_ms": 0, "log": "x", "schema_enforcement": true
     });
     std::fs::write(dir.join("state.json"), state.to_string()).unwrap();
-    let out = lab.run(&["broker", "start", "--port", &lab.port.to_string()]);
+    let out = lab.run(&["broker", "start", "--port", &lab.port.clone()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(&format!("stale state file: broker pid {} is gone", gone.id())));
 }
@@ -154,7 +132,7 @@ fn a_stale_state_file_is_cleared() {
 /// death with the log tail.
 #[test]
 fn bufstream_engine_runs_serve_with_our_config_and_reports_a_death() {
-    let lab = Lab::new();
+    let lab = Workdir::new();
     let bin = lab.dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = bin.join("bufstream");
@@ -164,7 +142,7 @@ fn bufstream_engine_runs_serve_with_our_config_and_reports_a_death() {
     let out = chinook()
         .current_dir(lab.dir.path())
         .env("PATH", path)
-        .args(["broker", "start", "--engine", "bufstream", "--port", &lab.port.to_string()])
+        .args(["broker", "start", "--engine", "bufstream", "--port", &lab.port.clone()])
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();

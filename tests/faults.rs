@@ -81,30 +81,10 @@ async fn a_slow_consumer_falls_behind() {
     assert!(lag > 0);
 }
 
-/// A chinook-managed broker in a scratch directory (broker-down needs its front door).
-struct Managed {
-    dir: tempfile::TempDir,
-}
-
-impl Managed {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-        let out = chinook().current_dir(dir.path()).args(["broker", "start", "--port", &port]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        Self { dir }
-    }
-}
-
-impl Drop for Managed {
-    fn drop(&mut self) {
-        let _ = chinook().current_dir(self.dir.path()).args(["broker", "stop"]).output();
-    }
-}
-
 #[test]
 fn broker_down_five_times_loses_and_doubles_nothing() {
-    let m = Managed::start();
+    let m = Workdir::new();
+    m.start(&[]);
     for run in 0..5 {
         let out = chinook()
             .current_dir(m.dir.path())
@@ -133,7 +113,8 @@ fn broker_down_without_a_managed_broker_says_how_to_start_one() {
 
 #[test]
 fn late_responses_duplicate_a_plain_producer_but_not_an_idempotent_one() {
-    let m = Managed::start();
+    let m = Workdir::new();
+    m.start(&[]);
     let out = chinook()
         .current_dir(m.dir.path())
         .args(["break", "duplicates", "--count", "20", "--format", "json"])

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use common::*;
 use serde_json::Value;
@@ -22,50 +22,14 @@ fn every_lab_manifest_is_valid() {
     assert!(lab1.readme.contains("Victory conditions"));
 }
 
-/// A scratch working directory for a student.
-struct Student {
-    dir: tempfile::TempDir,
-    port: String,
-}
-
-impl Student {
-    fn new() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-        Self { dir: tempfile::tempdir().unwrap(), port }
-    }
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        chinook()
-            .current_dir(self.dir.path())
-            .env("CHINOOK_BROKERS", format!("127.0.0.1:{}", self.port))
-            .args(args)
-            .timeout(Duration::from_secs(180))
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, args: &[&str]) {
-        let out = self.run(args);
-        assert!(out.status.success(), "chinook {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    fn start(&self, extra: &[&str]) {
-        let mut args = vec!["broker", "start", "--port", &self.port];
-        args.extend_from_slice(extra);
-        self.ok(&args);
-    }
-    /// Runs `lab 1 verify`, returning (exit code, condition id → (passed, observed, hint)).
-    fn verify(&self, extra: &[&str]) -> (i32, Value) {
-        let mut args = vec!["lab", "1", "verify", "--format", "json"];
-        args.extend_from_slice(extra);
-        let out = self.run(&args);
-        let v: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-        (out.status.code().unwrap(), v)
-    }
-}
-
-impl Drop for Student {
-    fn drop(&mut self) {
-        let _ = self.run(&["broker", "stop"]);
-    }
+/// Runs `lab 1 verify --format json`: the exit code and the report.
+fn verify(s: &Workdir, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["lab", "1", "verify", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = s.run(&args);
+    let v: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), v)
 }
 
 fn condition<'a>(v: &'a Value, id: &str) -> &'a Value {
@@ -81,14 +45,14 @@ fn assert_fails(v: &Value, id: &str, observed_part: &str) {
 
 #[test]
 fn conditions_1_and_5_fail_without_a_broker_and_pass_with_one() {
-    let s = Student::new();
-    let (code, v) = s.verify(&[]);
+    let s = Workdir::new();
+    let (code, v) = verify(&s, &[]);
     assert_eq!(code, 1);
     assert_fails(&v, "broker", "no Kafka broker answers");
     assert_fails(&v, "routing", "no Kafka broker answers");
     s.start(&[]);
     s.ok(&["topics", "create"]);
-    let (code, v) = s.verify(&[]);
+    let (code, v) = verify(&s, &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["passed"], true);
     assert!(v["elapsed_ms"].as_u64().unwrap() > 0);
@@ -96,59 +60,59 @@ fn conditions_1_and_5_fail_without_a_broker_and_pass_with_one() {
 
 #[test]
 fn condition_2_fails_with_missing_or_wrong_topics_and_without_enforcement() {
-    let s = Student::new();
+    let s = Workdir::new();
     s.start(&[]);
-    let (_, v) = s.verify(&[]);
+    let (_, v) = verify(&s, &[]);
     assert_fails(&v, "schema", "customer_events (missing)");
     s.ok(&["topics", "create", "customer_events", "--partitions", "1"]);
     s.ok(&["topics", "create", "customer_commands", "--partitions", "1"]);
     s.ok(&["topics", "create", "customer_events.dlq", "--partitions", "1"]);
-    let (_, v) = s.verify(&[]);
+    let (_, v) = verify(&s, &[]);
     assert_fails(&v, "schema", "customer_events (1)");
     // Repair the topics, but run the broker without enforcement.
     s.ok(&["broker", "stop"]);
     s.start(&["--no-schemas"]);
     s.ok(&["topics", "create"]);
-    let (code, v) = s.verify(&[]);
+    let (code, v) = verify(&s, &[]);
     assert_eq!(code, 1);
     assert_fails(&v, "schema", "ACCEPTED: no enforcement");
     // And with enforcement: condition 2 holds.
     s.ok(&["broker", "stop"]);
     s.start(&[]);
     s.ok(&["topics", "create"]);
-    let (_, v) = s.verify(&[]);
+    let (_, v) = verify(&s, &[]);
     assert_eq!(condition(&v, "schema")["passed"], true, "{v}");
 }
 
 #[test]
 fn condition_3_checks_the_students_own_group() {
-    let s = Student::new();
+    let s = Workdir::new();
     s.start(&[]);
     s.ok(&["topics", "create"]);
     s.ok(&["produce", "customer-created", "--count", "30"]);
-    let (_, v) = s.verify(&["--group", "students-own"]);
+    let (_, v) = verify(&s, &["--group", "students-own"]);
     assert_fails(&v, "parallel", "group students-own: 0 partitions committed");
     s.ok(&["consume", "--group", "students-own", "--offset", "start", "--until-end", "-q"]);
-    let (_, v) = s.verify(&["--group", "students-own"]);
+    let (_, v) = verify(&s, &["--group", "students-own"]);
     assert_eq!(condition(&v, "parallel")["passed"], true, "{v}");
 }
 
 #[test]
 fn condition_4_needs_a_broker_it_can_take_down() {
-    let s = Student::new();
+    let s = Workdir::new();
     // An external broker (not managed from this directory): no outage can be staged.
     let b = broker();
-    let (_, v) = s.verify(&["--brokers", &b.bootstrap]);
+    let (_, v) = verify(&s, &["--brokers", &b.bootstrap]);
     assert_fails(&v, "retries", "not managed by chinook");
     s.start(&[]);
     s.ok(&["topics", "create"]);
-    let (_, v) = s.verify(&[]);
+    let (_, v) = verify(&s, &[]);
     assert_eq!(condition(&v, "retries")["passed"], true, "{v}");
 }
 
 #[test]
 fn journal_entries_are_appended_with_lab_and_step() {
-    let s = Student::new();
+    let s = Workdir::new();
     s.ok(&["journal", "add", "the restart lost my events", "--lab", "1", "--step", "5"]);
     s.ok(&["journal", "add", "dedupe on event id fixed the doubles"]);
     let journal = std::fs::read_to_string(s.dir.path().join("JOURNAL.md")).unwrap();
@@ -160,7 +124,7 @@ fn journal_entries_are_appended_with_lab_and_step() {
 
 #[test]
 fn without_a_terminal_the_walkthrough_prints_the_steps_and_reset_asks_for_yes() {
-    let s = Student::new();
+    let s = Workdir::new();
     let out = s.run(&["lab", "1"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
@@ -183,7 +147,7 @@ fn walkthrough(dir: &Path, port: &str) -> rexpect::session::PtySession {
 /// that passes, quitting, and resuming where the student left off.
 #[test]
 fn the_walkthrough_runs_in_a_terminal_and_resumes() {
-    let s = Student::new();
+    let s = Workdir::new();
     s.start(&[]);
     let mut p = walkthrough(s.dir.path(), &s.port);
     p.exp_string("Step 1/6").unwrap();

@@ -375,3 +375,54 @@ fn producing_to_an_unreachable_broker_fails_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("chinook broker start"), "{err}");
 }
+
+/// Offsets move only while nobody consumes: a reset of a group with a live member is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_is_refused_while_the_group_has_members() {
+    let name = topic(1).await;
+    ok(&["produce", "customer-created", "--count", "5", "--topic", &name]);
+    let group = unique("busy");
+    let mut member = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
+        .args([
+            "consume",
+            "--topic",
+            &name,
+            "--group",
+            &group,
+            "--type",
+            EVENT,
+            "--offset",
+            "start",
+            "--follow",
+            "-v",
+            "--format",
+            "jsonl",
+            "--no-dlq",
+            "--brokers",
+            &broker().bootstrap,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the member to have processed all five (then its commits make the group visible).
+    let stdout = member.stdout.take().unwrap();
+    let read = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout).lines().take(5).count()
+    });
+    assert_eq!(read.join().unwrap(), 5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let out = run(&["group", "reset", &group, "--to", "start", "--topic", &name, "--execute"]);
+        let err = String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
+        if !out.status.success() && err.contains("active member") {
+            break err;
+        }
+        assert!(std::time::Instant::now() < deadline, "the reset was never refused: {err}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(refused.contains("stop the group's consumers first"), "{refused}");
+    let _ = member.kill();
+    let _ = member.wait();
+}

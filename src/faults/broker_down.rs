@@ -51,8 +51,13 @@ impl BrokerDown {
             ..Default::default()
         };
         let done = AtomicU64::new(0);
+        let finished = std::sync::atomic::AtomicBool::new(false);
         let trigger = async {
+            // Wait for the moment to strike (or give up if the publish ended first).
             while done.load(Ordering::Relaxed) < self.after as u64 {
+                if finished.load(Ordering::Relaxed) {
+                    return Ok(done.load(Ordering::Relaxed));
+                }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let at = done.load(Ordering::Relaxed);
@@ -79,7 +84,11 @@ impl BrokerDown {
             }
             Ok::<u64, FaultError>(at)
         };
-        let publish = producer::produce(&env.conn, &options, records, |n| done.store(n, Ordering::Relaxed));
+        let publish = async {
+            let report = producer::produce(&env.conn, &options, records, |n| done.store(n, Ordering::Relaxed)).await;
+            finished.store(true, Ordering::Relaxed);
+            report
+        };
         let (published, went_down_at) = tokio::join!(publish, trigger);
         let (report_p, went_down_at) = (published?, went_down_at?);
 

@@ -241,8 +241,14 @@ async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), K
     let mut all = BTreeSet::new();
     let mut each_one = true;
     let mut duplicates = 0;
+    let aborts: Vec<_> = members.iter().map(tokio::task::JoinHandle::abort_handle).collect();
     for m in members {
-        let seen = m.await.map_err(|e| KafkaError::request("a check consumer", e))??;
+        // A member waits for its share; a rebalance mid-way could leave it waiting forever.
+        let Ok(joined) = tokio::time::timeout(Duration::from_secs(30), m).await else {
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            return Ok((false, false, "a member did not receive its share of the events within 30 s".into()));
+        };
+        let seen = joined.map_err(|e| KafkaError::request("a check consumer", e))??;
         each_one &= seen.iter().map(|(p, _)| *p).collect::<BTreeSet<_>>().len() == 1;
         for s in seen {
             duplicates += usize::from(!all.insert(s));

@@ -128,3 +128,52 @@ pub fn producer(b: &TestBroker) -> rdkafka::producer::FutureProducer {
     c.set("enable.idempotence", "true").set("linger.ms", "5");
     c.create().unwrap()
 }
+
+/// A student's working directory with a free port for a chinook-managed
+/// broker; commands run there with CHINOOK_BROKERS pointing at that port, and
+/// the broker is stopped when it goes out of scope.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+    pub port: String,
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+        Self { dir: tempfile::tempdir().unwrap(), port }
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        chinook()
+            .current_dir(self.dir.path())
+            .env("CHINOOK_BROKERS", self.brokers())
+            .args(args)
+            .timeout(std::time::Duration::from_secs(180))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and asserts success.
+    pub fn ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.run(args);
+        assert!(out.status.success(), "chinook {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// `chinook broker start --port <port> <extra…>`.
+    pub fn start(&self, extra: &[&str]) {
+        let mut args = vec!["broker", "start", "--port", &self.port];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = self.run(&["broker", "stop"]);
+    }
+}
