@@ -19,11 +19,13 @@ use crate::{exit, ui};
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok · 1 an operation or check failed · 2 usage error · 3 invalid input data · 4 broker unavailable
 
-Stream Day in four commands:
-  chinook broker start          # a Kafka-compatible broker on localhost:9092, schema-enforcing
-  chinook topics create         # customer_events (3 partitions), customer_commands (1), the DLQ
-  chinook decode fixtures/events/customer_created.bin
-  chinook broker outage --for 10s   # take the broker away for ten seconds";
+Stream Day, start to finish:
+  chinook broker start                       # a schema-enforcing broker on localhost:9092
+  chinook topics create                      # customer_events (3), customer_commands (1), DLQ
+  chinook produce customer-created --id 1    # a keyed CustomerEvent with headers
+  chinook consume --until-end                # decode, route, commit after processing
+  chinook break broker-down                  # a deliberate failure, explained
+  chinook lab 1 verify                       # the victory conditions, checked against the broker";
 
 /// chinook — the Stream Day toolkit: a local Kafka-compatible broker, the
 /// workshop's protobuf codec, and the labs' producer, consumer and failures.
