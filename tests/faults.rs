@@ -117,7 +117,7 @@ fn late_responses_duplicate_a_plain_producer_but_not_an_idempotent_one() {
     m.start(&[]);
     let out = chinook()
         .current_dir(m.dir.path())
-        .args(["break", "duplicates", "--count", "20", "--format", "json"])
+        .args(["break", "duplicates", "--count", "20", "--delay", "2s", "--format", "json"])
         .timeout(Duration::from_secs(180))
         .output()
         .unwrap();
