@@ -426,3 +426,60 @@ async fn a_reset_is_refused_while_the_group_has_members() {
     let _ = member.kill();
     let _ = member.wait();
 }
+
+/// Ctrl-C: the record in hand is finished, its offset committed, and the
+/// consumer leaves; a restart in the same group goes on from there.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_commits_what_was_processed_and_leaves() {
+    let name = topic(1).await;
+    ok(&["produce", "customer-created", "--count", "10", "--topic", &name]);
+    let group = unique("interrupted");
+    let mut member = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
+        .args([
+            "consume",
+            "--topic",
+            &name,
+            "--group",
+            &group,
+            "--type",
+            EVENT,
+            "--offset",
+            "start",
+            "--follow",
+            "--format",
+            "jsonl",
+            "--no-dlq",
+            "--brokers",
+            &broker().bootstrap,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = member.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let first: Vec<String> = lines.by_ref().take(10).map(Result::unwrap).collect();
+        (first, lines.count())
+    });
+    // All ten printed (flushed when the consumer went idle): interrupt it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !reader.is_finished() && std::time::Instant::now() < deadline {
+        let out = run(&["group", "describe", &group, "--format", "json"]);
+        let d: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if d["partitions"][0]["committed"] == 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling the child process this test started.
+    unsafe { libc::kill(member.id() as libc::pid_t, libc::SIGINT) };
+    let status = member.wait().unwrap();
+    assert!(status.success(), "Ctrl-C is a clean exit: {status}");
+    let (first, _) = reader.join().unwrap();
+    assert_eq!(first.len(), 10);
+    let d: Value = serde_json::from_slice(&ok(&["group", "describe", &group, "--format", "json"]).stdout).unwrap();
+    assert_eq!(d["partitions"][0]["committed"], 10);
+    assert_eq!(d["members"].as_array().map(Vec::len), Some(0), "it left the group: {d}");
+}

@@ -553,7 +553,11 @@ pub async fn consume(
         summary.positions.insert(format!("{}/{}", m.topic(), m.partition()), m.offset() + 1);
     }
     if summary.consumed > 0 && !options.standalone {
-        consumer.commit_consumer_state(CommitMode::Sync).map_err(|e| KafkaError::request("committing offsets", e))?;
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            // Auto-commit already sent everything that was stored: nothing left to commit.
+            Err(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset) => {}
+            other => other.map_err(|e| KafkaError::request("committing offsets", e))?,
+        }
     }
     consumer.unsubscribe();
     Ok(summary)
