@@ -127,3 +127,38 @@ fn late_responses_duplicate_a_plain_producer_but_not_an_idempotent_one() {
     assert_eq!(figure(&r, "idempotent_stored"), 20);
     assert_eq!(figure(&r, "idempotent_duplicates"), 0);
 }
+
+/// Ctrl-C in the middle of a scenario: its scratch topics are removed.
+#[test]
+fn an_interrupted_scenario_removes_its_scratch_topics() {
+    let b = broker();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
+        .args(["break", "slow-consumer", "--for", "60s", "--rate", "10", "--brokers", &b.bootstrap])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let scratch = |b: &TestBroker| -> Vec<String> {
+        let out = chinook().args(["topics", "list", "--format", "json", "--brokers", &b.bootstrap]).output().unwrap();
+        let topics: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mine = format!("-{pid:x}-");
+        topics
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .filter(|n| n.starts_with("chinook.break.slow") && n.contains(&mine))
+            .map(String::from)
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while scratch(b).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the scenario never created its topic");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling the child process this test started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(scratch(b), Vec::<String>::new());
+}

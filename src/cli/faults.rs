@@ -119,6 +119,14 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
     let paths = Paths::under(&std::env::current_dir().unwrap_or_default());
     let managed = process::current(&paths)?.0;
     let env_for = |conn: &ConnectionArgs| Env { conn: conn.resolve(managed.as_ref()), managed: managed.clone() };
+    // Where the scratch topics live, for the clean-up after Ctrl-C.
+    let scratch_conn = match &cmd {
+        BreakCommand::Malformed { conn, .. }
+        | BreakCommand::Poison { conn, .. }
+        | BreakCommand::OutOfOrder { conn, .. }
+        | BreakCommand::SlowConsumer { conn, .. } => conn.resolve(managed.as_ref()),
+        _ => ConnectionArgs::default().resolve(managed.as_ref()),
+    };
     let scenario = async {
         match cmd {
             BreakCommand::List => {
@@ -190,7 +198,7 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
     let outcome = tokio::select! {
         r = scenario => r?,
         _ = tokio::signal::ctrl_c() => {
-            cleanup(&paths, managed.as_ref()).await;
+            cleanup(&scratch_conn, managed.as_ref()).await;
             ui.note("interrupted: scratch topics removed, broker restored");
             return Ok(130);
         }
@@ -211,19 +219,18 @@ fn confirm(question: &str) -> Result<bool, Failure> {
 }
 
 /// After Ctrl-C: end an outage in progress and delete this process's scratch topics.
-async fn cleanup(paths: &Paths, managed: Option<&crate::broker::State>) {
+async fn cleanup(conn: &crate::kafka::Connection, managed: Option<&crate::broker::State>) {
     if let Some(state) = managed {
         let _ = control::request(state.control, &control::Request::Restore).await;
     }
-    let conn = ConnectionArgs::default().resolve(managed.or(process::current(paths).ok().and_then(|c| c.0).as_ref()));
-    if let Ok(topics) = admin::list_topics(&conn).await {
+    if let Ok(topics) = admin::list_topics(conn).await {
         let mine = format!("-{:x}-", std::process::id());
         let names: Vec<&str> = topics
             .iter()
             .map(|t| t.name.as_str())
             .filter(|n| n.starts_with("chinook.break.") && n.contains(&mine))
             .collect();
-        let _ = admin::delete_topics(&conn, &names).await;
+        let _ = admin::delete_topics(conn, &names).await;
     }
 }
 
