@@ -83,11 +83,6 @@ impl Schemas {
         compile().map(|pool| Self { pool }).map_err(|e| CodecError::Compile { message: e.to_string() })
     }
 
-    /// The pool, for code that walks descriptors (e.g. the broker's registry files).
-    pub fn pool(&self) -> &DescriptorPool {
-        &self.pool
-    }
-
     /// Looks a message up by its full name, suggesting near names when it is missing.
     pub fn message(&self, full_name: &str) -> Result<MessageDescriptor, CodecError> {
         let name = full_name.trim_start_matches('.');
