@@ -376,35 +376,25 @@ fn producing_to_an_unreachable_broker_fails_clearly() {
     assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("chinook broker start"), "{err}");
 }
 
+/// A `chinook consume --follow` member of `group` reading `topic` from the start,
+/// printing JSON lines on a pipe.
+fn follow(topic: &str, group: &str) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
+        .args(["consume", "--topic", topic, "--group", group, "--type", EVENT, "--offset", "start", "--follow"])
+        .args(["--format", "jsonl", "--no-dlq", "--brokers", &broker().bootstrap])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Offsets move only while nobody consumes: a reset of a group with a live member is refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_is_refused_while_the_group_has_members() {
     let name = topic(1).await;
     ok(&["produce", "customer-created", "--count", "5", "--topic", &name]);
     let group = unique("busy");
-    let mut member = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
-        .args([
-            "consume",
-            "--topic",
-            &name,
-            "--group",
-            &group,
-            "--type",
-            EVENT,
-            "--offset",
-            "start",
-            "--follow",
-            "-v",
-            "--format",
-            "jsonl",
-            "--no-dlq",
-            "--brokers",
-            &broker().bootstrap,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut member = follow(&name, &group);
     // Wait for the member to have processed all five (then its commits make the group visible).
     let stdout = member.stdout.take().unwrap();
     let read = std::thread::spawn(move || {
@@ -434,28 +424,7 @@ async fn ctrl_c_commits_what_was_processed_and_leaves() {
     let name = topic(1).await;
     ok(&["produce", "customer-created", "--count", "10", "--topic", &name]);
     let group = unique("interrupted");
-    let mut member = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
-        .args([
-            "consume",
-            "--topic",
-            &name,
-            "--group",
-            &group,
-            "--type",
-            EVENT,
-            "--offset",
-            "start",
-            "--follow",
-            "--format",
-            "jsonl",
-            "--no-dlq",
-            "--brokers",
-            &broker().bootstrap,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut member = follow(&name, &group);
     let stdout = member.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
