@@ -209,6 +209,7 @@ async fn three_consumers_in_a_group_share_three_partitions_exactly_once() {
             child
         })
         .collect();
+    drop(tx); // the readers hold the senders: the channel ends when every member's stderr does
     // Wait until the group has settled, as each member reports its assignment,
     // before producing: one partition each, the three together covering all.
     let mut latest = [String::new(), String::new(), String::new()];
@@ -233,18 +234,30 @@ async fn three_consumers_in_a_group_share_three_partitions_exactly_once() {
     let report = producer::produce(&conn, &ProduceOptions::default(), records, |_| {}).await.unwrap();
     assert_eq!(report.acked, 300);
     let mut all = BTreeSet::new();
+    let mut twice = Vec::new();
+    let mut spans = Vec::new();
     for child in children {
         let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let seen = lines(&out);
-        let partitions: BTreeSet<i64> = seen.iter().map(|r| r["partition"].as_i64().unwrap()).collect();
-        assert_eq!(partitions.len(), 1, "each member reads one partition: {partitions:?}");
+        spans.push(seen.iter().map(|r| r["partition"].as_i64().unwrap()).collect::<BTreeSet<i64>>());
         for r in seen {
-            assert!(all.insert((r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap())), "{r} seen twice");
+            let at = (r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap());
+            if !all.insert(at) {
+                twice.push(at);
+            }
         }
     }
     let expected: BTreeSet<(i64, i64)> = (0..3).flat_map(|p| (0..100).map(move |o| (p, o))).collect();
-    assert_eq!(all, expected, "every record once");
+    assert_eq!(all, expected, "every record reached a member");
+    // Exactly once and one partition each hold while membership is stable; a
+    // rebalance after settling (reported on stderr) legitimately re-delivers
+    // what was processed but not yet committed: at-least-once.
+    let rebalanced = rx.iter().any(|(_, line)| line.contains("assigned: "));
+    if !rebalanced {
+        assert!(twice.is_empty(), "records seen twice without a rebalance: {twice:?}");
+        assert!(spans.iter().all(|p| p.len() == 1), "each member reads one partition: {spans:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
