@@ -151,19 +151,21 @@ async fn schema_enforced(env: &Env) -> Checked {
     Ok(Outcome::new(valid_accepted && malformed_rejected, expected, observed))
 }
 
-fn new_scratch(name: &str) -> String {
-    format!("{CHECK_PREFIX}{name}.{}", events::new_id("run"))
-}
-
-async fn group_parallel(env: &Env) -> Checked {
-    let topic = new_scratch("parallel");
+/// Creates a temporary topic for a check (no schema) and returns its name.
+async fn new_scratch(env: &Env, name: &str, partitions: i32) -> Result<String, KafkaError> {
+    let topic = format!("{CHECK_PREFIX}{name}.{}", events::new_id("run"));
     let plan = [crate::kafka::topics::TopicPlan {
         name: Box::leak(topic.clone().into_boxed_str()),
-        partitions: 3,
+        partitions,
         value_type: None,
         purpose: "check",
     }];
     admin::create_topics(&env.conn, &plan, false).await?;
+    Ok(topic)
+}
+
+async fn group_parallel(env: &Env) -> Checked {
+    let topic = new_scratch(env, "parallel", 3).await?;
     let result = three_members(env, &topic).await;
     let _ = admin::delete_topics(&env.conn, &[&topic]).await;
     let (own_ok, own_text) = match &env.group {
@@ -282,14 +284,7 @@ async fn retries_outage(env: &Env) -> Checked {
 }
 
 async fn routing(env: &Env) -> Checked {
-    let topic = new_scratch("routing");
-    let plan = [crate::kafka::topics::TopicPlan {
-        name: Box::leak(topic.clone().into_boxed_str()),
-        partitions: 1,
-        value_type: None,
-        purpose: "check",
-    }];
-    admin::create_topics(&env.conn, &plan, false).await?;
+    let topic = new_scratch(env, "routing", 1).await?;
     let mut values: Vec<Vec<u8>> = EventKind::ALL
         .iter()
         .map(|k| prost::Message::encode_to_vec(&events::event(*k, &Facts { id: 5, ..Default::default() }, 1)))
