@@ -16,7 +16,7 @@ use rdkafka::{
     types::RDKafkaErrorCode,
 };
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn event_bytes() -> Vec<u8> {
     read(&fixture("events/customer_created.bin"))
@@ -53,7 +53,7 @@ fn read_from(c: &BaseConsumer, topic: &str, from: i64, end: i64) -> Vec<i64> {
     tpl.add_partition_offset(topic, 0, Offset::Offset(from)).unwrap();
     c.assign(&tpl).unwrap();
     let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while seen.last().is_none_or(|o| *o + 1 < end) && std::time::Instant::now() < deadline {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             seen.push(m.offset());

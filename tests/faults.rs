@@ -159,6 +159,6 @@ fn an_interrupted_scenario_removes_its_scratch_topics() {
     }
     // SAFETY: signalling the child process this test started.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(wait_or_kill(&mut child, Duration::from_secs(120)).code(), Some(130));
     assert_eq!(scratch(b), Vec::<String>::new());
 }

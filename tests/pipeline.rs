@@ -164,100 +164,182 @@ async fn jsonl_written_by_consume_is_produced_back_losslessly() {
     assert_eq!(strip(&first), strip(&second));
 }
 
-/// Three `chinook consume` processes in one group, as three students' terminals.
-#[tokio::test(flavor = "multi_thread")]
-async fn three_consumers_in_a_group_share_three_partitions_exactly_once() {
-    let b = broker();
-    let name = topic(3).await;
-    let group = unique("trio");
-    let conn = connection(b);
-    let exe = assert_cmd::cargo::cargo_bin("chinook");
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, String)>();
-    let children: Vec<std::process::Child> = (0..3)
-        .map(|i| {
-            let mut child = std::process::Command::new(&exe)
-                .args([
-                    "consume",
-                    "--topic",
-                    &name,
-                    "--group",
-                    &group,
-                    "--type",
-                    EVENT,
-                    "--max",
-                    "100",
-                    "--follow",
-                    "-v",
-                    "--format",
-                    "jsonl",
-                    "--no-dlq",
-                    "--brokers",
-                    &b.bootstrap,
-                ])
-                .env("NO_COLOR", "1")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let (stderr, tx) = (child.stderr.take().unwrap(), tx.clone());
-            std::thread::spawn(move || {
-                use std::io::BufRead;
-                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let _ = tx.send((i, line));
-                }
-            });
-            child
-        })
-        .collect();
-    drop(tx); // the readers hold the senders: the channel ends when every member's stderr does
-    // Wait until the group has settled, as each member reports its assignment,
-    // before producing: one partition each, the three together covering all.
-    let mut latest = [String::new(), String::new(), String::new()];
-    while !(latest.iter().all(|a| !a.is_empty() && !a.contains(',') && a != "nothing")
-        && latest.iter().collect::<BTreeSet<_>>().len() == 3)
-    {
-        let (i, line) = rx.recv_timeout(Duration::from_secs(60)).expect("the consumers report their assignments");
-        if let Some(parts) = line.split("assigned: ").nth(1) {
-            latest[i] = parts.trim().to_string();
+/// A line a group member printed: on stdout (a record, as JSON) or on stderr.
+enum Said {
+    Out(usize, Value),
+    Err(usize, String),
+}
+
+/// Starts member `i` of `group` on `topic` as a student runs it in a terminal
+/// (`chinook consume --follow -v`, JSON lines); everything it prints arrives
+/// on `tx`, stdout and stderr each read by a thread of its own.
+fn member(i: usize, topic: &str, group: &str, extra: &[&str], tx: &std::sync::mpsc::Sender<Said>) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
+        .args(["consume", "--topic", topic, "--group", group, "--type", EVENT, "--follow", "-v"])
+        .args(["--format", "jsonl", "--no-dlq", "--brokers", &broker().bootstrap])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (stdout, out_tx) = (child.stdout.take().unwrap(), tx.clone());
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send(Said::Out(i, serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))));
         }
-    }
+    });
+    let (stderr, err_tx) = (child.stderr.take().unwrap(), tx.clone());
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(Said::Err(i, line));
+        }
+    });
+    child
+}
+
+/// (partition, offset) of a record line.
+fn at(record: &Value) -> (i64, i64) {
+    (record["partition"].as_i64().unwrap(), record["offset"].as_i64().unwrap())
+}
+
+/// Produces `n` events spread over 3 partitions and waits for every ack.
+async fn produce_spread(topic: &str, n: i32) {
     let value = read(&fixture("events/customer_created.bin"));
-    let records: Vec<OutRecord> = (0..300)
+    let records: Vec<OutRecord> = (0..n)
         .map(|i| OutRecord {
-            topic: name.clone(),
+            topic: topic.to_string(),
             partition: Some(i % 3),
             key: Some(i.to_string().into_bytes()),
             value: value.clone(),
             ..Default::default()
         })
         .collect();
-    let report = producer::produce(&conn, &ProduceOptions::default(), records, |_| {}).await.unwrap();
-    assert_eq!(report.acked, 300);
-    let mut all = BTreeSet::new();
-    let mut twice = Vec::new();
-    let mut spans = Vec::new();
-    for child in children {
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let seen = lines(&out);
-        spans.push(seen.iter().map(|r| r["partition"].as_i64().unwrap()).collect::<BTreeSet<i64>>());
-        for r in seen {
-            let at = (r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap());
-            if !all.insert(at) {
-                twice.push(at);
+    let report = producer::produce(&connection(broker()), &ProduceOptions::default(), records, |_| {}).await.unwrap();
+    assert_eq!(report.acked, n as usize);
+}
+
+/// Waits until `group` has committed up to the end of every partition of `topic`.
+fn wait_until_committed(group: &str, partitions: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let d: Value = serde_json::from_slice(&run(&["group", "describe", group, "--format", "json"]).stdout)
+            .unwrap_or_default();
+        if d["partitions"].as_array().is_some_and(|p| p.len() == partitions) && d["total_lag"] == 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "group {group} never committed everything: {d}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Three `chinook consume` processes in one group, as three students' terminals:
+/// every record processed exactly once, rebalances included.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_consumers_in_a_group_share_three_partitions_exactly_once() {
+    let name = topic(3).await;
+    let group = unique("trio");
+    let (tx, rx) = std::sync::mpsc::channel::<Said>();
+    let children: Vec<_> = (0..3).map(|i| member(i, &name, &group, &["--max", "100"], &tx)).collect();
+    drop(tx); // the readers hold the senders: the channel ends when every member's output does
+    // Wait until the group has settled, as each member reports its assignment,
+    // before producing: one partition each, the three together covering all.
+    let mut latest = [String::new(), String::new(), String::new()];
+    while !(latest.iter().all(|a| !a.is_empty() && !a.contains(',') && a != "nothing")
+        && latest.iter().collect::<BTreeSet<_>>().len() == 3)
+    {
+        match rx.recv_timeout(Duration::from_secs(120)).expect("the consumers report their assignments") {
+            Said::Err(i, line) => {
+                if let Some(parts) = line.split("assigned: ").nth(1) {
+                    latest[i] = parts.trim().to_string();
+                }
             }
+            Said::Out(_, r) => panic!("a record before any was produced: {r}"),
+        }
+    }
+    produce_spread(&name, 300).await;
+    for mut child in children {
+        let status = tokio::task::spawn_blocking(move || wait_or_kill(&mut child, Duration::from_secs(180)))
+            .await
+            .unwrap();
+        assert!(status.success(), "a member failed: {status}");
+    }
+    let (mut all, mut twice, mut spans) = (BTreeSet::new(), Vec::new(), [BTreeSet::new(), BTreeSet::new(), BTreeSet::new()]);
+    let mut rebalanced = false;
+    for said in rx {
+        match said {
+            Said::Out(i, r) => {
+                spans[i].insert(at(&r).0);
+                if !all.insert(at(&r)) {
+                    twice.push(at(&r));
+                }
+            }
+            Said::Err(_, line) => rebalanced |= line.contains("assigned: "),
         }
     }
     let expected: BTreeSet<(i64, i64)> = (0..3).flat_map(|p| (0..100).map(move |o| (p, o))).collect();
     assert_eq!(all, expected, "every record reached a member");
-    // Exactly once and one partition each hold while membership is stable; a
-    // rebalance after settling (reported on stderr) legitimately re-delivers
-    // what was processed but not yet committed: at-least-once.
-    let rebalanced = rx.iter().any(|(_, line)| line.contains("assigned: "));
+    // A rebalance hands a partition over at the group's committed offset: nothing is read twice.
+    assert!(twice.is_empty(), "records seen twice: {twice:?}");
     if !rebalanced {
-        assert!(twice.is_empty(), "records seen twice without a rebalance: {twice:?}");
         assert!(spans.iter().all(|p| p.len() == 1), "each member reads one partition: {spans:?}");
     }
+}
+
+/// Two terminals in one group, both `--offset start`: the second joins after the
+/// first has processed and committed everything, and nobody reads anything again
+/// (the rebalance neither rewinds the first member nor the newcomer).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_joining_a_running_group_reads_nothing_twice() {
+    let name = topic(3).await;
+    let group = unique("joiner");
+    produce_spread(&name, 30).await;
+    let (tx, rx) = std::sync::mpsc::channel::<Said>();
+    let mut first = member(0, &name, &group, &["--offset", "start"], &tx);
+    let mut records = Vec::new();
+    let mut said_by = [Vec::new(), Vec::new()];
+    let next = |records: &mut Vec<(usize, (i64, i64))>, said_by: &mut [Vec<String>; 2]| {
+        match rx.recv_timeout(Duration::from_secs(120)).expect("the members keep reporting") {
+            Said::Out(i, r) => records.push((i, at(&r))),
+            Said::Err(i, line) => said_by[i].push(line),
+        }
+    };
+    while records.len() < 30 {
+        next(&mut records, &mut said_by);
+    }
+    wait_until_committed(&group, 3);
+    let mut second = member(1, &name, &group, &["--offset", "start"], &tx);
+    // The newcomer is in once it reports partitions of its own.
+    while !said_by[1].iter().any(|l| l.contains("assigned: ") && !l.contains("assigned: nothing")) {
+        next(&mut records, &mut said_by);
+    }
+    produce_spread(&name, 30).await;
+    while records.len() < 60 {
+        next(&mut records, &mut said_by);
+    }
+    wait_until_committed(&group, 3);
+    for child in [&mut first, &mut second] {
+        // SAFETY: signalling a child process this test started.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        assert!(wait_or_kill(child, Duration::from_secs(120)).success());
+    }
+    drop(tx);
+    for said in rx {
+        match said {
+            Said::Out(i, r) => records.push((i, at(&r))),
+            Said::Err(i, line) => said_by[i].push(line),
+        }
+    }
+    let unique: BTreeSet<(i64, i64)> = records.iter().map(|(_, at)| *at).collect();
+    let expected: BTreeSet<(i64, i64)> = (0..3).flat_map(|p| (0..20).map(move |o| (p, o))).collect();
+    assert_eq!(unique, expected, "every record processed");
+    assert_eq!(records.len(), 60, "nothing read twice: {records:?}");
+    assert!(
+        said_by[1].iter().any(|l| l.contains("already has 1 member")),
+        "the newcomer says it follows the group: {:?}",
+        said_by[1]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -415,7 +497,7 @@ async fn a_reset_is_refused_while_the_group_has_members() {
         std::io::BufReader::new(stdout).lines().take(5).count()
     });
     assert_eq!(read.join().unwrap(), 5);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let refused = loop {
         let out = run(&["group", "reset", &group, "--to", "start", "--topic", &name, "--execute"]);
         let err = String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
@@ -457,7 +539,7 @@ async fn ctrl_c_commits_what_was_processed_and_leaves() {
     }
     // SAFETY: signalling the child process this test started.
     unsafe { libc::kill(member.id() as libc::pid_t, libc::SIGINT) };
-    let status = member.wait().unwrap();
+    let status = wait_or_kill(&mut member, Duration::from_secs(120));
     assert!(status.success(), "Ctrl-C is a clean exit: {status}");
     let (first, _) = reader.join().unwrap();
     assert_eq!(first.len(), 10);

@@ -36,7 +36,8 @@ pub struct ConsumeArgs {
     /// Consumer group.
     #[arg(long, short = 'g', default_value = "chinook")]
     pub group: String,
-    /// Where to start: start, end, committed, -N (last N) or @<RFC 3339 | -10m>.
+    /// Where to start: start, end, committed, -N (last N) or @<RFC 3339 | -10m>. A member that joins a
+    /// group with members already running continues from the group's committed offsets instead.
     #[arg(long, short = 'o', default_value = "committed", allow_hyphen_values = true)]
     pub offset: StartAt,
     /// Stop after this many records.
@@ -127,6 +128,12 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
             );
         }
         Event::Assigned(_) => {}
+        Event::JoinedRunningGroup(members) if !ui.quiet => eprintln!(
+            "{} group {} already has {members} member(s): continuing from its committed offsets, not --offset",
+            console::style("ℹ").cyan(),
+            args.group
+        ),
+        Event::JoinedRunningGroup(_) => {}
     })
     .await;
     let _ = out.flush();

@@ -199,8 +199,13 @@ pub struct Summary {
 struct Assignment {
     /// (topic, partition) → offset to stop at: the high watermark when the consumer started.
     ends: HashMap<(String, i32), i64>,
-    /// (topic, partition) → where to start when it is assigned.
+    /// (topic, partition) → where to start the first time it is assigned to
+    /// this process; taken out on use, so a later assignment (after a
+    /// rebalance) continues from the group's committed offset.
     starts: HashMap<(String, i32), Offset>,
+    /// The group already had this many members when this one planned: it
+    /// follows the group's commits rather than the requested start.
+    joined_running_group: Option<usize>,
     /// (topic, partition) → next offset to process, for the partitions assigned now.
     next: HashMap<(String, i32), i64>,
     assigned_once: bool,
@@ -225,20 +230,31 @@ impl ConsumerContext for Ctx {
                 state.assigned_once = true;
                 state.generation += 1;
                 let mut assigned = TopicPartitionList::new();
+                // Planned starts used now, stored as this member's position so a
+                // rebalance before any record arrives hands the same position on.
+                let mut planned = TopicPartitionList::new();
                 for e in tpl.elements() {
                     let tp = (e.topic().to_string(), e.partition());
-                    let from = state.starts.get(&tp).copied().unwrap_or(Offset::Stored);
+                    // The planned start only the first time: afterwards the group's commit.
+                    let from = state.starts.remove(&tp).unwrap_or(Offset::Stored);
                     let _ = assigned.add_partition_offset(e.topic(), e.partition(), from);
+                    if matches!(from, Offset::Offset(_)) {
+                        let _ = planned.add_partition_offset(e.topic(), e.partition(), from);
+                    }
                     // Known starts count at once; a committed start is learnt from the position.
                     state.next.insert(tp, from.to_raw().filter(|o| *o >= 0).unwrap_or(-1));
                 }
                 drop(state);
                 let _ = consumer.assign(&assigned);
+                if planned.count() > 0 {
+                    let _ = consumer.store_offsets(&planned);
+                }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 // Hand over what was processed before the partitions go to someone else.
                 let _ = consumer.commit_consumer_state(CommitMode::Async);
                 state.next.clear();
+                state.generation += 1;
                 drop(state);
                 let _ = consumer.unassign();
             }
@@ -257,11 +273,30 @@ impl Assignment {
 /// the group. A committed start is the group's offset now (or the oldest
 /// record); if another member commits further before we are handed the
 /// partition, a few records are read twice — at-least-once, never lost.
-fn plan_offsets(conn: &Connection, group: &str, topics: &[String], start: StartAt) -> Result<Assignment, KafkaError> {
+///
+/// A member joining a group that already has members shares its work: it
+/// follows the group's commits whatever start was asked for, or every new
+/// terminal of a `--offset start` group would redo what the others did.
+fn plan_offsets(
+    conn: &Connection,
+    group: &str,
+    topics: &[String],
+    mut start: StartAt,
+    in_group: bool,
+) -> Result<Assignment, KafkaError> {
     let mut config = conn.client_config();
     config.set("group.id", group).set("enable.auto.commit", "false");
     let c: BaseConsumer = config.create().map_err(|e| KafkaError::request("creating a metadata client", e))?;
     let mut plan = Assignment::default();
+    if in_group && start != StartAt::Committed {
+        let groups =
+            c.fetch_group_list(Some(group), REQUEST_TIMEOUT).map_err(|e| KafkaError::request("DescribeGroups", e))?;
+        let members = groups.groups().iter().find(|g| g.name() == group).map_or(0, |g| g.members().len());
+        if members > 0 {
+            plan.joined_running_group = Some(members);
+            start = StartAt::Committed;
+        }
+    }
     for topic in topics {
         let metadata =
             c.fetch_metadata(Some(topic), REQUEST_TIMEOUT).map_err(|e| KafkaError::request("Metadata", e))?;
@@ -325,6 +360,9 @@ pub enum Event<'a> {
     Assigned(Vec<String>),
     /// Nothing arrived for a while (a good moment to flush output).
     Idle,
+    /// The group already had this many members: this one follows the
+    /// group's committed offsets instead of the start it was given.
+    JoinedRunningGroup(usize),
 }
 
 /// A record that came in, decoded as far as it goes.
@@ -465,10 +503,14 @@ pub async fn consume(
     conn.probe().await?;
     let plan = {
         let (conn, group, topics, start) = (conn.clone(), options.group.clone(), options.topics.clone(), options.start);
-        tokio::task::spawn_blocking(move || plan_offsets(&conn, &group, &topics, start))
+        let in_group = !options.standalone;
+        tokio::task::spawn_blocking(move || plan_offsets(&conn, &group, &topics, start, in_group))
             .await
             .map_err(|e| KafkaError::request("planning offsets", e))??
     };
+    if let Some(members) = plan.joined_running_group {
+        on_event(Event::JoinedRunningGroup(members));
+    }
     let state = Arc::new(Mutex::new(plan));
     let mut config = conn.client_config();
     config

@@ -205,14 +205,14 @@ async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), K
                 Event::Record(r, _) => {
                     seen.push((rdkafka::Message::partition(r.message), rdkafka::Message::offset(r.message)))
                 }
-                Event::Idle => {}
+                Event::Idle | Event::JoinedRunningGroup(_) => {}
             })
             .await
             .map(|_| seen)
         }));
     }
     // Produce only once the group has settled: one partition per member.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let settled = {
             let a = assigned.lock().unwrap_or_else(|p| p.into_inner());
@@ -226,7 +226,7 @@ async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), K
             return Ok((
                 false,
                 false,
-                format!("the group did not settle in 30 s: {:?}", assigned.lock().unwrap_or_else(|p| p.into_inner())),
+                format!("the group did not settle in 60 s: {:?}", assigned.lock().unwrap_or_else(|p| p.into_inner())),
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -246,9 +246,9 @@ async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), K
     let aborts: Vec<_> = members.iter().map(tokio::task::JoinHandle::abort_handle).collect();
     for m in members {
         // A member waits for its share; a rebalance mid-way could leave it waiting forever.
-        let Ok(joined) = tokio::time::timeout(Duration::from_secs(30), m).await else {
+        let Ok(joined) = tokio::time::timeout(Duration::from_secs(60), m).await else {
             aborts.iter().for_each(tokio::task::AbortHandle::abort);
-            return Ok((false, false, "a member did not receive its share of the events within 30 s".into()));
+            return Ok((false, false, "a member did not receive its share of the events within 60 s".into()));
         };
         let seen = joined.map_err(|e| KafkaError::request("a check consumer", e))??;
         each_one &= seen.iter().map(|(p, _)| *p).collect::<BTreeSet<_>>().len() == 1;

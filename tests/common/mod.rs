@@ -177,3 +177,20 @@ impl Drop for Workdir {
         let _ = self.run(&["broker", "stop"]);
     }
 }
+
+/// Waits for a child process to exit; kills it and fails the test if it is
+/// still running after `limit` (a generous bound: a loaded 2-core machine).
+pub fn wait_or_kill(child: &mut std::process::Child, limit: std::time::Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process {} still running after {limit:?}: killed", child.id());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
