@@ -4,6 +4,7 @@
 //! endpoint the CLI talks to.
 
 pub mod bufstream;
+pub mod context;
 pub mod control;
 #[cfg(feature = "embedded")]
 pub mod embedded;

@@ -124,7 +124,7 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
             ui.note("broker stopped");
             Ok(exit::OK)
         }
-        BrokerCommand::Status(conn) => status(conn, &paths, ui).await,
+        BrokerCommand::Status(conn) => status(conn, ui).await,
         BrokerCommand::Stop => {
             match process::stop(&paths).await? {
                 Some(state) => ui.success(format!("broker pid {} stopped; {} is free", state.pid, state.bootstrap)),
@@ -184,10 +184,9 @@ struct Status {
     error: Option<String>,
 }
 
-async fn status(conn: ConnectionArgs, paths: &Paths, ui: Ui) -> Outcome {
-    let state = process::current(paths)?.0;
-    let connection = conn.resolve(state.as_ref());
-    let managed = state.as_ref().filter(|s| s.bootstrap.to_string() == connection.brokers || conn.brokers.is_none());
+async fn status(conn: ConnectionArgs, ui: Ui) -> Outcome {
+    let ctx = conn.context()?;
+    let (connection, managed) = (&ctx.conn, ctx.managed.as_ref());
     let (pid, uptime_ms, front_door) = match managed {
         Some(s) => match control::request(s.control, &control::Request::Status).await {
             Ok(control::Reply::Status { pid, uptime_ms, door }) => (Some(pid), Some(uptime_ms), Some(door)),
@@ -195,7 +194,7 @@ async fn status(conn: ConnectionArgs, paths: &Paths, ui: Ui) -> Outcome {
         },
         None => (None, None, None),
     };
-    let topics = admin::list_topics(&connection).await;
+    let topics = admin::list_topics(connection).await;
     let report = Status {
         reachable: topics.is_ok(),
         bootstrap: connection.brokers.clone(),

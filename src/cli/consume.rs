@@ -7,7 +7,6 @@ use clap::Args;
 
 use super::{ConnectionArgs, Outcome};
 use crate::{
-    broker::{Paths, process},
     exit,
     kafka::{
         consumer::{self, ConsumeOptions, Decoders, Event, FailRule, Outcome as RecordOutcome, StartAt},
@@ -80,8 +79,7 @@ struct Line<'a> {
 }
 
 pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
-    let state = process::current(&Paths::under(&std::env::current_dir().unwrap_or_default()))?.0;
-    let conn = args.conn.resolve(state.as_ref());
+    let conn = args.conn.context()?.conn;
     let options = ConsumeOptions {
         group: args.group.clone(),
         topics: args.topic.clone(),

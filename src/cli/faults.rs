@@ -6,7 +6,7 @@ use clap::Subcommand;
 
 use super::{ConnectionArgs, Failure, Outcome};
 use crate::{
-    broker::{Paths, control, process},
+    broker::control,
     exit,
     faults::{self, BrokerDown, Duplicates, Env, FaultError, Malformed, MalformedKind, Poison, Report, SlowConsumer},
     kafka::admin,
@@ -116,17 +116,15 @@ impl From<FaultError> for Failure {
 struct Declined;
 
 pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
-    let paths = Paths::under(&std::env::current_dir().unwrap_or_default());
-    let managed = process::current(&paths)?.0;
-    let env_for = |conn: &ConnectionArgs| Env { conn: conn.resolve(managed.as_ref()), managed: managed.clone() };
-    // Where the scratch topics live, for the clean-up after Ctrl-C.
-    let scratch_conn = match &cmd {
+    // Resolved once: where the scenario runs, and where its scratch topics are cleaned up after Ctrl-C.
+    let env: Env = match &cmd {
         BreakCommand::Malformed { conn, .. }
         | BreakCommand::Poison { conn, .. }
         | BreakCommand::OutOfOrder { conn, .. }
-        | BreakCommand::SlowConsumer { conn, .. } => conn.resolve(managed.as_ref()),
-        _ => ConnectionArgs::default().resolve(managed.as_ref()),
+        | BreakCommand::SlowConsumer { conn, .. } => conn.context()?,
+        _ => ConnectionArgs::default().context()?,
     };
+    let scratch_conn = env.conn.clone();
     let scenario = async {
         match cmd {
             BreakCommand::List => {
@@ -145,9 +143,9 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
                 );
                 Ok(None)
             }
-            BreakCommand::Malformed { kind, bypass_schema, conn } => {
+            BreakCommand::Malformed { kind, bypass_schema, .. } => {
                 ui.note("sending malformed values, one batch each…");
-                Ok(Some(Malformed { kind, bypass_schema }.run(&env_for(&conn)).await?))
+                Ok(Some(Malformed { kind, bypass_schema }.run(&env).await?))
             }
             BreakCommand::BrokerDown { count, after, down_for, rate, hard, yes } => {
                 if hard
@@ -157,48 +155,46 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
                 {
                     return Err(Failure::new(exit::FAILED, Declined));
                 }
-                let env = env_for(&ConnectionArgs::default());
                 ui.note(format!(
                     "publishing {count} events at {rate}/s; the broker goes down after {} of them, for {}…",
                     after.unwrap_or(count / 3),
                     humantime::format_duration(down_for)
                 ));
                 let scenario = BrokerDown { count, after: after.unwrap_or(count / 3), down_for, rate, hard };
-                Ok(Some(scenario.run(&env, &paths).await?))
+                Ok(Some(scenario.run(&env).await?))
             }
             BreakCommand::Duplicates { count, delay } => {
-                let env = env_for(&ConnectionArgs::default());
                 ui.note(format!(
                     "sending {count} events while responses come {} late, without and with idempotence…",
                     humantime::format_duration(delay)
                 ));
                 Ok(Some(Duplicates { count, delay }.run(&env).await?))
             }
-            BreakCommand::Poison { count, attempts, conn } => {
+            BreakCommand::Poison { count, attempts, .. } => {
                 ui.note(format!("publishing {count} events, one of them poison, and consuming them…"));
-                Ok(Some(Poison { count, attempts }.run(&env_for(&conn)).await?))
+                Ok(Some(Poison { count, attempts }.run(&env).await?))
             }
-            BreakCommand::OutOfOrder { count, conn } => {
+            BreakCommand::OutOfOrder { count, .. } => {
                 ui.note(format!(
                     "publishing {count} versions of customer 77 twice: keyed per event, then per customer…"
                 ));
-                Ok(Some(faults::out_of_order(&env_for(&conn), count).await?))
+                Ok(Some(faults::out_of_order(&env, count).await?))
             }
             BreakCommand::SchemaBreak => Ok(Some(faults::schema_break()?)),
-            BreakCommand::SlowConsumer { rate, duration, handler_delay, conn } => {
+            BreakCommand::SlowConsumer { rate, duration, handler_delay, .. } => {
                 ui.note(format!(
                     "publishing {rate}/s for {} to a consumer taking {} per event…",
                     humantime::format_duration(duration),
                     humantime::format_duration(handler_delay)
                 ));
-                Ok(Some(SlowConsumer { rate, duration, handler_delay }.run(&env_for(&conn)).await?))
+                Ok(Some(SlowConsumer { rate, duration, handler_delay }.run(&env).await?))
             }
         }
     };
     let outcome = tokio::select! {
         r = scenario => r?,
         _ = tokio::signal::ctrl_c() => {
-            cleanup(&scratch_conn, managed.as_ref()).await;
+            cleanup(&scratch_conn, env.managed.as_ref()).await;
             ui.note("interrupted: scratch topics removed, broker restored");
             return Ok(130);
         }

@@ -4,7 +4,6 @@ use clap::Subcommand;
 
 use super::{ConnectionArgs, Outcome};
 use crate::{
-    broker::{Paths, process},
     exit,
     kafka::{
         consumer::StartAt,
@@ -53,10 +52,9 @@ pub enum GroupCommand {
 struct BadTo(String);
 
 pub async fn run(cmd: GroupCommand, ui: Ui) -> Outcome {
-    let state = process::current(&Paths::under(&std::env::current_dir().unwrap_or_default()))?.0;
     match cmd {
         GroupCommand::List(conn) => {
-            let list = groups::list(&conn.resolve(state.as_ref())).await?;
+            let list = groups::list(&conn.context()?.conn).await?;
             ui.emit(&list, || {
                 if list.is_empty() {
                     return "no consumer groups yet".into();
@@ -70,7 +68,7 @@ pub async fn run(cmd: GroupCommand, ui: Ui) -> Outcome {
             Ok(exit::OK)
         }
         GroupCommand::Describe { group, conn } => {
-            let d = groups::describe(&conn.resolve(state.as_ref()), &group).await?;
+            let d = groups::describe(&conn.context()?.conn, &group).await?;
             ui.emit(&d, || {
                 let mut t = ui::table(["topic", "partition", "member", "committed", "high", "lag"]);
                 for p in &d.partitions {
@@ -100,7 +98,7 @@ pub async fn run(cmd: GroupCommand, ui: Ui) -> Outcome {
                     ResetTo::At(to.parse::<StartAt>().map_err(|_| super::Failure::new(exit::USAGE, BadTo(to.clone())))?)
                 }
             };
-            let plan = groups::reset(&conn.resolve(state.as_ref()), &group, topic.as_deref(), target, execute).await?;
+            let plan = groups::reset(&conn.context()?.conn, &group, topic.as_deref(), target, execute).await?;
             ui.emit(&plan, || {
                 let mut t = ui::table(["topic", "partition", "from", "to"]);
                 for r in &plan {

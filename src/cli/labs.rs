@@ -7,7 +7,6 @@ use clap::{Args, Subcommand};
 
 use super::{ConnectionArgs, Failure, Outcome};
 use crate::{
-    broker::{Paths, process},
     exit,
     labs::{self, Lab, LabError, Progress, Verification, checks, journal},
     ui::{self, Ui},
@@ -161,9 +160,8 @@ pub async fn lab(args: LabArgs, ui: Ui) -> Outcome {
 }
 
 fn env(conn: &ConnectionArgs, group: Option<String>) -> Result<checks::Env, Failure> {
-    let paths = Paths::under(&root());
-    let managed = process::current(&paths)?.0;
-    Ok(checks::Env { conn: conn.resolve(managed.as_ref()), managed, paths, group })
+    let ctx = conn.context()?;
+    Ok(checks::Env { conn: ctx.conn, managed: ctx.managed, paths: ctx.paths, group })
 }
 
 /// `chinook verify` (every lab) and `chinook lab N verify`.

@@ -14,6 +14,7 @@ mod topics;
 use clap::{CommandFactory, Parser, Subcommand};
 use miette::{Diagnostic, Report};
 
+pub use crate::broker::context::Context;
 use crate::{exit, ui};
 
 const AFTER_HELP: &str = "\
@@ -128,14 +129,11 @@ pub struct ConnectionArgs {
 }
 
 impl ConnectionArgs {
-    /// The connection to use, given the managed broker in this directory (if any).
-    pub fn resolve(&self, managed: Option<&crate::broker::State>) -> crate::kafka::Connection {
-        let brokers = self
-            .brokers
-            .clone()
-            .or_else(|| managed.map(|s| s.bootstrap.to_string()))
-            .unwrap_or_else(|| "localhost:9092".to_string());
-        crate::kafka::Connection { brokers, overrides: self.property.clone() }
+    /// Resolves, once per command, where it works (see [`Context`]).
+    /// `CHINOOK_BROKERS` counts even for args that did not come from clap.
+    pub fn context(&self) -> Result<Context, crate::broker::BrokerError> {
+        let brokers = self.brokers.clone().or_else(|| std::env::var("CHINOOK_BROKERS").ok().filter(|b| !b.is_empty()));
+        Context::here(brokers.as_deref(), self.property.clone())
     }
 }
 

@@ -7,7 +7,6 @@ use prost::Message as _;
 
 use super::{ConnectionArgs, Failure, Outcome};
 use crate::{
-    broker::{Paths, process},
     codec::{CodecError, pb::customer::v1::CustomerStatus},
     events::{self, CommandKind, EventKind, Facts},
     exit,
@@ -205,8 +204,7 @@ struct NotAcked {
 }
 
 pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
-    let state = process::current(&Paths::under(&std::env::current_dir().unwrap_or_default()))?.0;
-    let conn = args.conn.resolve(state.as_ref());
+    let conn = args.conn.context()?.conn;
     let decoders = crate::kafka::consumer::Decoders::lab(args.type_name.as_deref())?;
     let records = match &args.input {
         Some(path) => read_input(path, &args, &decoders)?,

@@ -4,7 +4,7 @@ use clap::Subcommand;
 
 use super::{ConnectionArgs, Outcome};
 use crate::{
-    broker::{Engine, Paths, process},
+    broker::Engine,
     exit,
     kafka::{
         admin,
@@ -46,12 +46,11 @@ pub enum TopicsCommand {
 }
 
 pub async fn run(cmd: TopicsCommand, ui: Ui) -> Outcome {
-    let here = Paths::under(&std::env::current_dir().unwrap_or_default());
-    let state = process::current(&here)?.0;
     match cmd {
         TopicsCommand::Create { name, partitions, conn, bufstream } => {
-            let connection = conn.resolve(state.as_ref());
-            let bufstream = bufstream || state.as_ref().is_some_and(|s| s.engine == Engine::Bufstream);
+            let ctx = conn.context()?;
+            let connection = ctx.conn;
+            let bufstream = bufstream || ctx.managed.as_ref().is_some_and(|s| s.engine == Engine::Bufstream);
             // A topic of the student's own (leaked once per run, so it can sit in a plan).
             let own = name.map(|n| TopicPlan {
                 name: Box::leak(n.into_boxed_str()),
@@ -81,7 +80,7 @@ pub async fn run(cmd: TopicsCommand, ui: Ui) -> Outcome {
             Ok(if mismatches.is_empty() { exit::OK } else { exit::FAILED })
         }
         TopicsCommand::List(conn) => {
-            let topics = admin::list_topics(&conn.resolve(state.as_ref())).await?;
+            let topics = admin::list_topics(&conn.context()?.conn).await?;
             ui.emit(&topics, || {
                 if topics.is_empty() {
                     return "no topics yet: `chinook topics create` makes the lab's".into();
@@ -99,7 +98,7 @@ pub async fn run(cmd: TopicsCommand, ui: Ui) -> Outcome {
             Ok(exit::OK)
         }
         TopicsCommand::Describe { name, conn } => {
-            let info = admin::describe_topic(&conn.resolve(state.as_ref()), &name).await?;
+            let info = admin::describe_topic(&conn.context()?.conn, &name).await?;
             ui.emit(&info, || {
                 let mut t = ui::table(["partition", "leader", "low", "high", "records"]);
                 for p in &info.partitions {

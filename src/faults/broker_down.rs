@@ -11,7 +11,7 @@ use std::{
 
 use super::{Check, Env, FaultError, Report, Scratch};
 use crate::{
-    broker::{Paths, control, process},
+    broker::{control, process},
     events,
     kafka::{
         consumer,
@@ -32,7 +32,8 @@ pub struct BrokerDown {
 }
 
 impl BrokerDown {
-    pub async fn run(&self, env: &Env, paths: &Paths) -> Result<Report, FaultError> {
+    pub async fn run(&self, env: &Env) -> Result<Report, FaultError> {
+        let paths = &env.paths;
         let state = env.managed.clone().ok_or(FaultError::NeedsManagedBroker { scenario: "broker-down" })?;
         let scratch = Scratch::create(&env.conn, "down", &[("", 3)]).await?;
         let topic = scratch.names[0].clone();

@@ -24,7 +24,7 @@ pub use poison::Poison;
 pub use slow_consumer::SlowConsumer;
 
 use crate::{
-    broker::{BrokerError, State},
+    broker::BrokerError,
     kafka::{Connection, KafkaError, admin},
 };
 
@@ -131,10 +131,7 @@ impl Report {
 }
 
 /// Where a scenario runs: the connection, and the managed broker if there is one.
-pub struct Env {
-    pub conn: Connection,
-    pub managed: Option<State>,
-}
+pub type Env = crate::broker::context::Context;
 
 /// A scratch topic for one run, deleted again by [`Scratch::remove`].
 struct Scratch {

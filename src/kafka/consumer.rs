@@ -199,9 +199,9 @@ pub struct Summary {
 struct Assignment {
     /// (topic, partition) → offset to stop at: the high watermark when the consumer started.
     ends: HashMap<(String, i32), i64>,
-    /// (topic, partition) → where to start the first time it is assigned to
-    /// this process; taken out on use, so a later assignment (after a
-    /// rebalance) continues from the group's committed offset.
+    /// (topic, partition) → where to start, used for this member's first
+    /// assignment only: every later one (after a rebalance) continues from
+    /// the group's committed offsets, so nothing is rewound or read twice.
     starts: HashMap<(String, i32), Offset>,
     /// The group already had this many members when this one planned: it
     /// follows the group's commits rather than the requested start.
@@ -227,6 +227,7 @@ impl ConsumerContext for Ctx {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let first = !state.assigned_once;
                 state.assigned_once = true;
                 state.generation += 1;
                 let mut assigned = TopicPartitionList::new();
@@ -235,8 +236,8 @@ impl ConsumerContext for Ctx {
                 let mut planned = TopicPartitionList::new();
                 for e in tpl.elements() {
                     let tp = (e.topic().to_string(), e.partition());
-                    // The planned start only the first time: afterwards the group's commit.
-                    let from = state.starts.remove(&tp).unwrap_or(Offset::Stored);
+                    // The planned start in the first assignment; afterwards the group's commit.
+                    let from = if first { state.starts.get(&tp).copied() } else { None }.unwrap_or(Offset::Stored);
                     let _ = assigned.add_partition_offset(e.topic(), e.partition(), from);
                     if matches!(from, Offset::Offset(_)) {
                         let _ = planned.add_partition_offset(e.topic(), e.partition(), from);
