@@ -67,6 +67,30 @@ fn start_status_topics_stop_lifecycle() {
     assert!(text(&out.stderr).contains("chinook broker start"));
 }
 
+/// SETUP tells students to `export CHINOOK_BROKERS=localhost:PORT`; the state
+/// file says 127.0.0.1:PORT. Both name the broker chinook manages here.
+#[test]
+fn localhost_names_the_managed_broker() {
+    let lab = Workdir::new();
+    lab.start(&[]);
+    let localhost = format!("localhost:{}", lab.port);
+    let out = lab.run_as(&localhost, &["broker", "status", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["managed"], true, "{status}");
+    assert!(status["engine"].as_str().unwrap().starts_with("embedded"), "{status}");
+    // A scenario that needs the managed broker (it takes it down) finds it by that name too.
+    let out = lab.run_as(&localhost, &["break", "broker-down", "--count", "300", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["figures"]["lost"], 0, "{report}");
+    // Another port is another broker: not the managed one.
+    let elsewhere = format!("localhost:{}", free_port());
+    let out = lab.run_as(&elsewhere, &["broker", "status", "--format", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_ne!(status["managed"], true, "{status}");
+}
+
 #[test]
 fn outage_and_latency_through_the_control_endpoint() {
     let lab = Workdir::new();
@@ -100,7 +124,7 @@ fn a_taken_port_names_its_owner() {
 
 #[test]
 fn an_unreachable_broker_is_one_clear_error() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let lab = Workdir::new();
     let brokers = format!("127.0.0.1:{port}");
     let out = lab.run(&["topics", "list", "--brokers", &brokers]);

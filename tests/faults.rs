@@ -30,7 +30,18 @@ fn figure(report: &Value, name: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_values_are_rejected_except_the_empty_one() {
     lab_topics().await;
+    let stored = || -> i64 {
+        let out = chinook()
+            .args(["topics", "describe", "customer_events", "--format", "json"])
+            .args(["--brokers", &broker().bootstrap])
+            .output()
+            .unwrap();
+        let t: Value = serde_json::from_slice(&out.stdout).unwrap();
+        t["partitions"].as_array().unwrap().iter().map(|p| p["high"].as_i64().unwrap()).sum()
+    };
+    let before = stored();
     let r = run_break(&["malformed"]);
+    assert_eq!(stored(), before, "the scenario writes to its stand-in topic, never to customer_events");
     assert_eq!(figure(&r, "sent"), 7);
     assert_eq!(figure(&r, "rejected"), 6);
     assert_eq!(figure(&r, "accepted"), 1);

@@ -76,6 +76,11 @@ fn condition_2_fails_with_missing_or_wrong_topics_and_without_enforcement() {
     let (code, v) = verify(&s, &[]);
     assert_eq!(code, 1);
     assert_fails(&v, "schema", "ACCEPTED: no enforcement");
+    // The check wrote to its stand-in topic, never to the student's.
+    let topic: Value =
+        serde_json::from_slice(&s.ok(&["topics", "describe", "customer_events", "--format", "json"]).stdout).unwrap();
+    let records: i64 = topic["partitions"].as_array().unwrap().iter().map(|p| p["high"].as_i64().unwrap()).sum();
+    assert_eq!(records, 0, "customer_events untouched: {topic}");
     // And with enforcement: condition 2 holds.
     s.ok(&["broker", "stop"]);
     s.start(&[]);
@@ -91,7 +96,21 @@ fn condition_3_checks_the_students_own_group() {
     s.ok(&["topics", "create"]);
     s.ok(&["produce", "customer-created", "--count", "30"]);
     let (_, v) = verify(&s, &["--group", "students-own"]);
-    assert_fails(&v, "parallel", "group students-own: 0 partitions committed");
+    assert_fails(&v, "parallel", "group students-own has committed nothing");
+    // A group that committed one partition of three is not done: the others count as lag.
+    let described = |s: &Workdir| -> Value {
+        serde_json::from_slice(&s.ok(&["group", "describe", "students-own", "--format", "json"]).stdout).unwrap()
+    };
+    let topic =
+        serde_json::from_slice::<Value>(&s.ok(&["topics", "describe", "customer_events", "--format", "json"]).stdout)
+            .unwrap();
+    let high = topic["partitions"][0]["high"].as_i64().unwrap();
+    commit_one(&s.brokers(), "students-own", "customer_events", 0, high);
+    let (_, v) = verify(&s, &["--group", "students-own"]);
+    assert_fails(&v, "parallel", "group students-own committed 1 of 3 partitions, lag");
+    let d = described(&s);
+    assert_eq!(d["partitions"].as_array().unwrap().len(), 3, "the partitions never committed are shown: {d}");
+    assert_eq!(d["partitions"][1]["committed"], Value::Null);
     s.ok(&["consume", "--group", "students-own", "--offset", "start", "--until-end", "-q"]);
     let (_, v) = verify(&s, &["--group", "students-own"]);
     assert_eq!(condition(&v, "parallel")["passed"], true, "{v}");

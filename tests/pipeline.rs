@@ -173,7 +173,13 @@ enum Said {
 /// Starts member `i` of `group` on `topic` as a student runs it in a terminal
 /// (`chinook consume --follow -v`, JSON lines); everything it prints arrives
 /// on `tx`, stdout and stderr each read by a thread of its own.
-fn member(i: usize, topic: &str, group: &str, extra: &[&str], tx: &std::sync::mpsc::Sender<Said>) -> std::process::Child {
+fn member(
+    i: usize,
+    topic: &str,
+    group: &str,
+    extra: &[&str],
+    tx: &std::sync::mpsc::Sender<Said>,
+) -> std::process::Child {
     use std::io::BufRead;
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
         .args(["consume", "--topic", topic, "--group", group, "--type", EVENT, "--follow", "-v"])
@@ -224,8 +230,8 @@ async fn produce_spread(topic: &str, n: i32) {
 fn wait_until_committed(group: &str, partitions: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let d: Value = serde_json::from_slice(&run(&["group", "describe", group, "--format", "json"]).stdout)
-            .unwrap_or_default();
+        let d: Value =
+            serde_json::from_slice(&run(&["group", "describe", group, "--format", "json"]).stdout).unwrap_or_default();
         if d["partitions"].as_array().is_some_and(|p| p.len() == partitions) && d["total_lag"] == 0 {
             return;
         }
@@ -260,12 +266,12 @@ async fn three_consumers_in_a_group_share_three_partitions_exactly_once() {
     }
     produce_spread(&name, 300).await;
     for mut child in children {
-        let status = tokio::task::spawn_blocking(move || wait_or_kill(&mut child, Duration::from_secs(180)))
-            .await
-            .unwrap();
+        let status =
+            tokio::task::spawn_blocking(move || wait_or_kill(&mut child, Duration::from_secs(180))).await.unwrap();
         assert!(status.success(), "a member failed: {status}");
     }
-    let (mut all, mut twice, mut spans) = (BTreeSet::new(), Vec::new(), [BTreeSet::new(), BTreeSet::new(), BTreeSet::new()]);
+    let (mut all, mut twice, mut spans) =
+        (BTreeSet::new(), Vec::new(), [BTreeSet::new(), BTreeSet::new(), BTreeSet::new()]);
     let mut rebalanced = false;
     for said in rx {
         match said {
@@ -299,11 +305,12 @@ async fn a_member_joining_a_running_group_reads_nothing_twice() {
     let mut first = member(0, &name, &group, &["--offset", "start"], &tx);
     let mut records = Vec::new();
     let mut said_by = [Vec::new(), Vec::new()];
-    let next = |records: &mut Vec<(usize, (i64, i64))>, said_by: &mut [Vec<String>; 2]| {
-        match rx.recv_timeout(Duration::from_secs(120)).expect("the members keep reporting") {
-            Said::Out(i, r) => records.push((i, at(&r))),
-            Said::Err(i, line) => said_by[i].push(line),
-        }
+    let next = |records: &mut Vec<(usize, (i64, i64))>, said_by: &mut [Vec<String>; 2]| match rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the members keep reporting")
+    {
+        Said::Out(i, r) => records.push((i, at(&r))),
+        Said::Err(i, line) => said_by[i].push(line),
     };
     while records.len() < 30 {
         next(&mut records, &mut said_by);
@@ -363,7 +370,7 @@ async fn an_undecodable_record_goes_to_the_dead_letter_topic_and_the_consumer_go
     let dlq = format!("{name}.dlq");
     create_topic(b, &dlq, 1).await;
     let good = read(&fixture("events/customer_created.bin"));
-    let records = [good.clone(), b"\x0a\xff\xff".to_vec(), good]
+    let records: Vec<OutRecord> = [good.clone(), b"\x0a\xff\xff".to_vec(), good]
         .into_iter()
         .map(|value| OutRecord {
             topic: name.clone(),
@@ -460,7 +467,7 @@ async fn lag_and_resets() {
 
 #[test]
 fn producing_to_an_unreachable_broker_fails_clearly() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let out = chinook()
         .args(["produce", "customer-created", "--brokers", &format!("127.0.0.1:{port}")])
         .timeout(Duration::from_secs(60))

@@ -48,7 +48,7 @@ pub fn write_registry(dir: &Path) -> Result<(), BrokerError> {
         if let Some(type_name) = topic.value_type {
             let desc = schemas.message(type_name).expect("the plan names built-in types");
             // The topic itself, and the check topic `chinook lab verify` publishes a valid value to.
-            for name in [topic.name.to_string(), format!("{}{}", crate::kafka::topics::CHECK_PREFIX, topic.name)] {
+            for name in [topic.name.to_string(), crate::kafka::topics::check_topic(&topic.name)] {
                 let path = dir.join(format!("{name}.proto"));
                 std::fs::write(&path, super::registry::value_schema(&name, &desc))
                     .map_err(|e| BrokerError::io(&path, e))?;

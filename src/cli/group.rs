@@ -76,7 +76,7 @@ pub async fn run(cmd: GroupCommand, ui: Ui) -> Outcome {
                         p.topic.clone(),
                         p.partition.to_string(),
                         p.member.clone().unwrap_or_else(|| "-".into()),
-                        p.committed.map_or("-".into(), |c| c.to_string()),
+                        p.committed.map_or("no commit".into(), |c| c.to_string()),
                         p.high.to_string(),
                         p.lag.to_string(),
                     ]);

@@ -51,13 +51,9 @@ pub async fn run(cmd: TopicsCommand, ui: Ui) -> Outcome {
             let ctx = conn.context()?;
             let connection = ctx.conn;
             let bufstream = bufstream || ctx.managed.as_ref().is_some_and(|s| s.engine == Engine::Bufstream);
-            // A topic of the student's own (leaked once per run, so it can sit in a plan).
-            let own = name.map(|n| TopicPlan {
-                name: Box::leak(n.into_boxed_str()),
-                partitions,
-                value_type: None,
-                purpose: "your own topic",
-            });
+            // A topic of the student's own.
+            let own =
+                name.map(|n| TopicPlan { name: n.into(), partitions, value_type: None, purpose: "your own topic" });
             let plan: Vec<TopicPlan> = own.map_or_else(|| PLAN.to_vec(), |t| vec![t]);
             let created = admin::create_topics(&connection, &plan, bufstream).await?;
             ui.emit(&created, || {

@@ -35,7 +35,7 @@ impl BrokerDown {
     pub async fn run(&self, env: &Env) -> Result<Report, FaultError> {
         let paths = &env.paths;
         let state = env.managed.clone().ok_or(FaultError::NeedsManagedBroker { scenario: "broker-down" })?;
-        let scratch = Scratch::create(&env.conn, "down", &[("", 3)]).await?;
+        let scratch = Scratch::create(&env.conn, "break.down", &[("", 3)]).await?;
         let topic = scratch.names[0].clone();
         let mut ids = Vec::with_capacity(self.count);
         let records: Vec<OutRecord> = (0..self.count as i64)

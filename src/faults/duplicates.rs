@@ -58,7 +58,7 @@ impl Duplicates {
         if env.managed.is_none() {
             return Err(FaultError::NeedsManagedBroker { scenario: "duplicates" });
         }
-        let scratch = Scratch::create(&env.conn, "dup", &[(".plain", 1), (".idempotent", 1)]).await?;
+        let scratch = Scratch::create(&env.conn, "break.dup", &[(".plain", 1), (".idempotent", 1)]).await?;
         let plain = self.attempt(env, &scratch.names[0], false).await;
         let idempotent = match &plain {
             Ok(_) => self.attempt(env, &scratch.names[1], true).await,

@@ -1,5 +1,6 @@
-//! `break malformed`: broken values sent to the schema-bound topic (or, with
-//! `--bypass-schema`, to an unchecked one and then through the consumer).
+//! `break malformed`: broken values sent to the schema-bound stand-in of
+//! `customer_events` (never the student's topic), or, with `--bypass-schema`,
+//! to an unchecked scratch topic and then through the consumer.
 
 use rdkafka::{
     producer::{FutureProducer, FutureRecord},
@@ -9,6 +10,7 @@ use rdkafka::{
 use super::{Check, Env, FaultError, Report, Scratch};
 use crate::kafka::{
     consumer::{self, ConsumeOptions, Decoders},
+    scratch,
     topics::EVENTS,
 };
 
@@ -75,11 +77,17 @@ impl Malformed {
         let kinds: Vec<Kind> = if self.kind == Kind::All { Kind::EACH.to_vec() } else { vec![self.kind] };
         let mut report = Report::new("malformed");
         let scratch = if self.bypass_schema {
-            Some(Scratch::create(&env.conn, "malformed", &[("", 1), (".dlq", 1)]).await?)
+            Some(Scratch::create(&env.conn, "break.malformed", &[("", 1), (".dlq", 1)]).await?)
         } else {
             None
         };
-        let topic = scratch.as_ref().map_or(EVENTS.to_string(), |s| s.names[0].clone());
+        let topic = match &scratch {
+            Some(s) => s.topic().to_string(),
+            None => {
+                let bufstream = env.managed.as_ref().is_some_and(|s| s.engine == crate::broker::Engine::Bufstream);
+                scratch::stand_in(&env.conn, EVENTS, bufstream).await?
+            }
+        };
         let (mut rejected, mut accepted) = (0, 0);
         for kind in &kinds {
             // One producer and one batch per value: a rejected record takes its whole batch with it.

@@ -25,14 +25,14 @@ pub use slow_consumer::SlowConsumer;
 
 use crate::{
     broker::BrokerError,
-    kafka::{Connection, KafkaError, admin},
+    kafka::{KafkaError, scratch::Scratch},
 };
 
 /// Every scenario, for `chinook break list`.
 pub const CATALOGUE: [(&str, &str, &str); 7] = [
     (
         "malformed",
-        "send broken protobuf values to customer_events",
+        "send broken protobuf values to a topic bound to the customer_events schema",
         "the broker rejects them with INVALID_RECORD; what protobuf cannot tell apart slips through",
     ),
     (
@@ -132,33 +132,6 @@ impl Report {
 
 /// Where a scenario runs: the connection, and the managed broker if there is one.
 pub type Env = crate::broker::context::Context;
-
-/// A scratch topic for one run, deleted again by [`Scratch::remove`].
-struct Scratch {
-    names: Vec<String>,
-}
-
-impl Scratch {
-    async fn create(conn: &Connection, scenario: &str, partitions: &[(&str, i32)]) -> Result<Self, KafkaError> {
-        let run = crate::events::new_id("run");
-        let plan: Vec<crate::kafka::topics::TopicPlan> = partitions
-            .iter()
-            .map(|(suffix, n)| crate::kafka::topics::TopicPlan {
-                name: Box::leak(format!("chinook.break.{scenario}.{run}{suffix}").into_boxed_str()),
-                partitions: *n,
-                value_type: None,
-                purpose: "scratch topic of a break scenario",
-            })
-            .collect();
-        admin::create_topics(conn, &plan, false).await?;
-        Ok(Self { names: plan.iter().map(|t| t.name.to_string()).collect() })
-    }
-
-    async fn remove(self, conn: &Connection) {
-        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        let _ = admin::delete_topics(conn, &names).await;
-    }
-}
 
 pub use ordering::out_of_order;
 pub use schema_break::schema_break;

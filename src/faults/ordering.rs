@@ -45,7 +45,7 @@ async fn run_once(env: &Env, topic: &str, n: i64, keyed_by_customer: bool) -> Re
 }
 
 pub async fn out_of_order(env: &Env, n: i64) -> Result<Report, FaultError> {
-    let scratch = Scratch::create(&env.conn, "order", &[("", 3), (".keyed", 3)]).await?;
+    let scratch = Scratch::create(&env.conn, "break.order", &[("", 3), (".keyed", 3)]).await?;
     let (bad, bad_order) = run_once(env, &scratch.names[0], n, false).await?;
     let (good, good_order) = run_once(env, &scratch.names[1], n, true).await?;
     scratch.remove(&env.conn).await;

@@ -19,7 +19,7 @@ pub struct Poison {
 
 impl Poison {
     pub async fn run(&self, env: &Env) -> Result<Report, FaultError> {
-        let scratch = Scratch::create(&env.conn, "poison", &[("", 1), (".dlq", 1)]).await?;
+        let scratch = Scratch::create(&env.conn, "break.poison", &[("", 1), (".dlq", 1)]).await?;
         let (topic, dlq) = (scratch.names[0].clone(), scratch.names[1].clone());
         let count = self.count.max(2);
         let poison_id = (count / 2) as i64 + 1;

@@ -25,7 +25,7 @@ pub struct SlowConsumer {
 
 impl SlowConsumer {
     pub async fn run(&self, env: &Env) -> Result<Report, FaultError> {
-        let scratch = Scratch::create(&env.conn, "slow", &[("", 1)]).await?;
+        let scratch = Scratch::create(&env.conn, "break.slow", &[("", 1)]).await?;
         let topic = scratch.names[0].clone();
         let group = events::new_id("break-slow");
         let count = (self.rate * self.duration.as_secs_f64()).ceil().max(1.0) as usize;

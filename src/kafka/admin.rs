@@ -67,7 +67,7 @@ pub async fn create_topics(conn: &Connection, plan: &[TopicPlan], bufstream: boo
         .iter()
         .zip(&configs)
         .map(|(t, cfg)| {
-            cfg.iter().fold(NewTopic::new(t.name, t.partitions, TopicReplication::Fixed(1)), |nt, (k, v)| nt.set(k, v))
+            cfg.iter().fold(NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)), |nt, (k, v)| nt.set(k, v))
         })
         .collect();
     let results = admin

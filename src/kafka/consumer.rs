@@ -213,9 +213,10 @@ struct Assignment {
     generation: u64,
 }
 
-/// The consumer's context. Its rebalance callback must not block: it runs
-/// inside `recv()` on the async runtime, and a member stuck there can hold up
-/// the whole group's rebalance. So offsets are resolved before subscribing.
+/// The consumer's context. Its rebalance callback must not wait on anything
+/// slow: it runs inside `recv()` on the async runtime, and a member stuck there
+/// holds up the whole group's rebalance. So offsets are resolved before
+/// subscribing; the one round trip it makes is the commit on revocation.
 struct Ctx {
     state: Arc<Mutex<Assignment>>,
 }
@@ -252,8 +253,10 @@ impl ConsumerContext for Ctx {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                // Hand over what was processed before the partitions go to someone else.
-                let _ = consumer.commit_consumer_state(CommitMode::Async);
+                // Hand over what was processed before the partitions go to someone else,
+                // and wait for it: the next owner starts from this commit (a short
+                // round trip, the way Kafka's Java clients commit on revocation).
+                let _ = consumer.commit_consumer_state(CommitMode::Sync);
                 state.next.clear();
                 state.generation += 1;
                 drop(state);

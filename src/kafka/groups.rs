@@ -141,14 +141,21 @@ pub async fn describe(conn: &Connection, group: &str) -> Result<GroupDescription
             }
         }
         let committed = c.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(|e| KafkaError::request("OffsetFetch", e))?;
+        let at = |topic: &str, p: i32| {
+            committed.find_partition(topic, p).and_then(|e| e.offset().to_raw()).filter(|o| *o >= 0)
+        };
         let mut partitions = Vec::new();
-        for t in &topics {
+        // Every partition of a topic the group reads (it committed or owns some of it):
+        // a partition it never committed is lag from the log start, not something to hide.
+        let reads = |t: &admin::TopicInfo| {
+            t.partitions
+                .iter()
+                .any(|p| at(&t.name, p.id).is_some() || owner.contains_key(&format!("{}/{}", t.name, p.id)))
+        };
+        for t in topics.iter().filter(|t| reads(t)) {
             for p in &t.partitions {
-                let at = committed.find_partition(&t.name, p.id).and_then(|e| e.offset().to_raw()).filter(|o| *o >= 0);
+                let at = at(&t.name, p.id);
                 let key = format!("{}/{}", t.name, p.id);
-                if at.is_none() && !owner.contains_key(&key) {
-                    continue; // this group has nothing to do with that partition
-                }
                 // Watermarks read after the commits, so lag is never negative.
                 let (low, high) = c.fetch_watermarks(&t.name, p.id, REQUEST_TIMEOUT).unwrap_or((p.low, p.high));
                 let lag = high - at.unwrap_or(low);

@@ -8,6 +8,7 @@ pub mod groups;
 pub mod history;
 pub mod producer;
 pub mod records;
+pub mod scratch;
 pub mod topics;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! The lab's topic plan: names, partition counts and the message each carries.
 
+use std::borrow::Cow;
+
 /// Where customer events go (schema: `events.v1.CustomerEvent`).
 pub const EVENTS: &str = "customer_events";
 /// Where customer commands go (schema: `events.v1.CustomerCommand`).
@@ -7,13 +9,19 @@ pub const COMMANDS: &str = "customer_commands";
 /// Where consumers park records they cannot process (no schema: any bytes).
 pub const DEAD_LETTERS: &str = "customer_events.dlq";
 
-/// Prefix of the temporary topics lab checks create (and remove).
-pub const CHECK_PREFIX: &str = "chinook.check.";
+/// Prefix of the schema-bound stand-ins of the lab topics (see [`check_topic`]).
+const CHECK_PREFIX: &str = "chinook.check.";
+
+/// The stand-in of lab topic `topic` that checks and scenarios publish to:
+/// bound to the same schema, so nothing they send lands in the student's topic.
+pub fn check_topic(topic: &str) -> String {
+    format!("{CHECK_PREFIX}{topic}")
+}
 
 /// One topic of the plan.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct TopicPlan {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub partitions: i32,
     /// The message type values must decode as; `None` accepts any bytes.
     pub value_type: Option<&'static str>,
@@ -23,19 +31,19 @@ pub struct TopicPlan {
 /// Every topic `chinook topics create` makes.
 pub const PLAN: [TopicPlan; 3] = [
     TopicPlan {
-        name: EVENTS,
+        name: Cow::Borrowed(EVENTS),
         partitions: 3,
         value_type: Some(crate::codec::EVENT_TYPE),
         purpose: "customer events, keyed by customer id",
     },
     TopicPlan {
-        name: COMMANDS,
+        name: Cow::Borrowed(COMMANDS),
         partitions: 1,
         value_type: Some(crate::codec::COMMAND_TYPE),
         purpose: "commands asking for customer changes, in one global order",
     },
     TopicPlan {
-        name: DEAD_LETTERS,
+        name: Cow::Borrowed(DEAD_LETTERS),
         partitions: 1,
         value_type: None,
         purpose: "records a consumer could not process, with the reason in headers",

@@ -22,7 +22,8 @@ use crate::{
         Connection, KafkaError, admin,
         consumer::{self, ConsumeOptions, Decoders, Event, StartAt},
         producer::{self, OutRecord, ProduceOptions},
-        topics::{CHECK_PREFIX, EVENTS, PLAN},
+        scratch::{self, Scratch},
+        topics::{EVENTS, PLAN},
     },
 };
 
@@ -80,10 +81,7 @@ async fn broker_reachable(env: &Env) -> Checked {
     let expected = format!("a broker answering at {}", env.conn.brokers);
     Ok(match admin::list_topics(&env.conn).await {
         Ok(topics) => {
-            let engine = env
-                .managed
-                .as_ref()
-                .map_or("external".to_string(), |s| s.engine.to_string());
+            let engine = env.managed.as_ref().map_or("external".to_string(), |s| s.engine.to_string());
             Outcome::new(true, expected, format!("answers ({engine}, {} topics)", topics.len()))
         }
         Err(e) => Outcome::new(false, expected, e.to_string()),
@@ -126,22 +124,13 @@ async fn schema_enforced(env: &Env) -> Checked {
         return Ok(Outcome::new(false, format!("topics {}", planned.expected), format!("topics {}", planned.observed)));
     }
     let expected = "topics as planned; a valid CustomerEvent accepted; a malformed value rejected (INVALID_RECORD)";
-    // The malformed value goes to customer_events itself: rejected, it leaves no trace.
-    let malformed_rejected = !accepted(&env.conn, EVENTS, b"\x0a\xff\xff").await?;
-    // The valid one goes to a schema-bound check topic, so customer_events stays as it was.
-    let check_topic = format!("{CHECK_PREFIX}{EVENTS}");
+    // Both values go to the schema-bound stand-in of customer_events: the
+    // student's topic stays as it was, enforcement or not.
     let bufstream = env.managed.as_ref().is_some_and(|s| s.engine == crate::broker::Engine::Bufstream);
-    let plan = [crate::kafka::topics::TopicPlan {
-        name: Box::leak(check_topic.clone().into_boxed_str()),
-        partitions: 1,
-        value_type: Some(crate::codec::EVENT_TYPE),
-        purpose: "check",
-    }];
-    admin::create_topics(&env.conn, &plan, bufstream).await?;
+    let stand_in = scratch::stand_in(&env.conn, EVENTS, bufstream).await?;
+    let malformed_rejected = !accepted(&env.conn, &stand_in, b"\x0a\xff\xff").await?;
     let event = events::event(EventKind::CustomerCreated, &Facts { id: 1, ..Default::default() }, 1);
-    let valid_accepted = accepted(&env.conn, &check_topic, &prost::Message::encode_to_vec(&event)).await;
-    let _ = admin::delete_topics(&env.conn, &[&check_topic]).await;
-    let valid_accepted = valid_accepted?;
+    let valid_accepted = accepted(&env.conn, &stand_in, &prost::Message::encode_to_vec(&event)).await?;
     let observed = format!(
         "topics as planned; valid event {}; malformed value {}",
         if valid_accepted { "accepted" } else { "REJECTED" },
@@ -150,28 +139,21 @@ async fn schema_enforced(env: &Env) -> Checked {
     Ok(Outcome::new(valid_accepted && malformed_rejected, expected, observed))
 }
 
-/// Creates a temporary topic for a check (no schema) and returns its name.
-async fn new_scratch(env: &Env, name: &str, partitions: i32) -> Result<String, KafkaError> {
-    let topic = format!("{CHECK_PREFIX}{name}.{}", events::new_id("run"));
-    let plan = [crate::kafka::topics::TopicPlan {
-        name: Box::leak(topic.clone().into_boxed_str()),
-        partitions,
-        value_type: None,
-        purpose: "check",
-    }];
-    admin::create_topics(&env.conn, &plan, false).await?;
-    Ok(topic)
-}
-
 async fn group_parallel(env: &Env) -> Checked {
-    let topic = new_scratch(env, "parallel", 3).await?;
-    let result = three_members(env, &topic).await;
-    let _ = admin::delete_topics(&env.conn, &[&topic]).await;
+    let scratch = Scratch::create(&env.conn, "check.parallel", &[("", 3)]).await?;
+    let result = three_members(env, scratch.topic()).await;
+    scratch.remove(&env.conn).await;
     let (own_ok, own_text) = match &env.group {
         Some(g) => {
             let d = crate::kafka::groups::describe(&env.conn, g).await?;
             let done = !d.partitions.is_empty() && d.total_lag == 0;
-            (done, format!("; group {g}: {} partitions committed, lag {}", d.partitions.len(), d.total_lag))
+            let committed = d.partitions.iter().filter(|p| p.committed.is_some()).count();
+            let text = if d.partitions.is_empty() {
+                format!("; group {g} has committed nothing")
+            } else {
+                format!("; group {g} committed {committed} of {} partitions, lag {}", d.partitions.len(), d.total_lag)
+            };
+            (done, text)
         }
         None => (true, String::new()),
     };
@@ -283,7 +265,8 @@ async fn retries_outage(env: &Env) -> Checked {
 }
 
 async fn routing(env: &Env) -> Checked {
-    let topic = new_scratch(env, "routing", 1).await?;
+    let scratch = Scratch::create(&env.conn, "check.routing", &[("", 1)]).await?;
+    let topic = scratch.topic().to_string();
     let mut values: Vec<Vec<u8>> = EventKind::ALL
         .iter()
         .map(|k| prost::Message::encode_to_vec(&events::event(*k, &Facts { id: 5, ..Default::default() }, 1)))
@@ -302,7 +285,7 @@ async fn routing(env: &Env) -> Checked {
         consumer::consume(&env.conn, &options, &decoders, |_| {}).await
     }
     .await;
-    let _ = admin::delete_topics(&env.conn, &[&topic]).await;
+    scratch.remove(&env.conn).await;
     let summary = result?;
     let routes =
         EventKind::ALL.iter().filter(|k| summary.per_route.get(k.event_type().as_str_name()) == Some(&1)).count();

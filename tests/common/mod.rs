@@ -129,6 +129,11 @@ pub fn producer(b: &TestBroker) -> rdkafka::producer::FutureProducer {
     c.create().unwrap()
 }
 
+/// A loopback port nobody listens on (free when this returns).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A student's working directory with a free port for a chinook-managed
 /// broker; commands run there with CHINOOK_BROKERS pointing at that port, and
 /// the broker is stopped when it goes out of scope.
@@ -139,7 +144,7 @@ pub struct Workdir {
 
 impl Workdir {
     pub fn new() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+        let port = free_port().to_string();
         Self { dir: tempfile::tempdir().unwrap(), port }
     }
 
@@ -148,9 +153,14 @@ impl Workdir {
     }
 
     pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.run_as(&self.brokers(), args)
+    }
+
+    /// Runs with `CHINOOK_BROKERS` set to `brokers` (another name for the broker, say).
+    pub fn run_as(&self, brokers: &str, args: &[&str]) -> std::process::Output {
         chinook()
             .current_dir(self.dir.path())
-            .env("CHINOOK_BROKERS", self.brokers())
+            .env("CHINOOK_BROKERS", brokers)
             .args(args)
             .timeout(std::time::Duration::from_secs(180))
             .output()
@@ -193,4 +203,19 @@ pub fn wait_or_kill(child: &mut std::process::Child, limit: std::time::Duration)
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// Commits `offset` for one partition of `topic` in `group`, as a consumer
+/// that processed only that partition would.
+pub fn commit_one(brokers: &str, group: &str, topic: &str, partition: i32, offset: i64) {
+    use rdkafka::consumer::Consumer;
+    let c: rdkafka::consumer::BaseConsumer = chinook::kafka::Connection::new(brokers)
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset)).unwrap();
+    c.commit(&tpl, rdkafka::consumer::CommitMode::Sync).unwrap();
 }

@@ -1,0 +1,61 @@
+//! Scratch topics: the temporary topics that lab checks and `break` scenarios
+//! write to, so nothing they send ever lands in a student's own topics. Each
+//! name carries a run id (with this process's id) and is deleted again by
+//! [`Scratch::remove`]; Ctrl-C clean-up finds them by that prefix.
+
+use std::borrow::Cow;
+
+use super::{
+    Connection, KafkaError, admin,
+    topics::{self, TopicPlan},
+};
+
+/// Prefix of every scratch topic.
+pub const PREFIX: &str = "chinook.";
+
+/// Temporary topics created for one run.
+#[derive(Debug)]
+pub struct Scratch {
+    pub names: Vec<String>,
+}
+
+impl Scratch {
+    /// Creates `chinook.<owner>.<run id><suffix>` for each (suffix, partitions),
+    /// with no schema: e.g. `create(conn, "break.poison", &[("", 1), (".dlq", 1)])`.
+    pub async fn create(conn: &Connection, owner: &str, topics: &[(&str, i32)]) -> Result<Self, KafkaError> {
+        let run = crate::events::new_id("run");
+        let plan: Vec<TopicPlan> = topics
+            .iter()
+            .map(|(suffix, partitions)| TopicPlan {
+                name: Cow::Owned(format!("{PREFIX}{owner}.{run}{suffix}")),
+                partitions: *partitions,
+                value_type: None,
+                purpose: "scratch topic",
+            })
+            .collect();
+        admin::create_topics(conn, &plan, false).await?;
+        Ok(Self { names: plan.into_iter().map(|t| t.name.into_owned()).collect() })
+    }
+
+    /// The first (often the only) topic.
+    pub fn topic(&self) -> &str {
+        &self.names[0]
+    }
+
+    /// Deletes the topics (best effort: a broker that went away keeps them).
+    pub async fn remove(self, conn: &Connection) {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let _ = admin::delete_topics(conn, &names).await;
+    }
+}
+
+/// Creates (if missing) and names the schema-bound stand-in of lab topic `of`,
+/// `chinook.check.<of>`: the broker enforces the same schema on it (the
+/// embedded broker's registry has a file for it; Bufstream gets the topic
+/// configs). It is kept between runs, as several checks may use it at once.
+pub async fn stand_in(conn: &Connection, of: &str, bufstream: bool) -> Result<String, KafkaError> {
+    let planned = topics::PLAN.iter().find(|t| t.name == of).ok_or_else(|| KafkaError::NoTopic { topic: of.into() })?;
+    let plan = [TopicPlan { name: Cow::Owned(topics::check_topic(of)), partitions: 1, ..planned.clone() }];
+    admin::create_topics(conn, &plan, bufstream).await?;
+    Ok(plan[0].name.to_string())
+}
