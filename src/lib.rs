@@ -20,3 +20,4 @@ pub mod faults;
 pub mod kafka;
 pub mod labs;
 pub mod ui;
+pub mod verdict;

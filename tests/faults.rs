@@ -48,7 +48,21 @@ async fn malformed_values_are_rejected_except_the_empty_one() {
     let empty =
         r["checks"].as_array().unwrap().iter().find(|c| c["what"].as_str().unwrap().starts_with("empty")).unwrap();
     assert_eq!(empty["observed"], "accepted", "an empty value is a valid protobuf message");
-    assert!(r["checks"].as_array().unwrap().iter().all(|c| c["as_expected"] == true), "{r}");
+    assert!(r["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true), "{r}");
+}
+
+/// Exit 0 means the scenario showed what it teaches. On a broker that enforces
+/// nothing, `break malformed` cannot: its rows are ✘ and it exits 1.
+#[test]
+fn a_scenario_that_does_not_see_its_lesson_exits_1() {
+    let s = Workdir::new();
+    s.start(&["--no-schemas"]);
+    s.ok(&["topics", "create"]);
+    let out = s.run(&["break", "malformed", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed = r["checks"].as_array().unwrap().iter().filter(|c| c["passed"] == false).count();
+    assert_eq!(failed, 6, "every value the broker should have rejected was accepted: {r}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

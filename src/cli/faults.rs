@@ -199,10 +199,18 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
             return Ok(130);
         }
     };
-    if let Some(report) = outcome {
-        ui.emit(&report, || human(&report));
+    let Some(report) = outcome else {
+        return Ok(exit::OK);
+    };
+    ui.emit(&report, || human(&report));
+    // 0: the scenario ran and showed what it teaches; 1: something did not go as it should.
+    match crate::verdict::failures(&report.checks) {
+        0 => Ok(exit::OK),
+        failed => {
+            ui.note(format!("{failed} of {} rows were not as expected (✘): see above", report.checks.len()));
+            Ok(exit::FAILED)
+        }
     }
-    Ok(exit::OK)
 }
 
 fn confirm(question: &str) -> Result<bool, Failure> {
@@ -231,11 +239,7 @@ async fn cleanup(conn: &crate::kafka::Connection, managed: Option<&crate::broker
 }
 
 fn human(r: &Report) -> String {
-    let mut t = ui::table(["", "check", "expected", "observed"]);
-    for c in &r.checks {
-        let mark = if c.as_expected { console::style("✔").green() } else { console::style("✘").red() };
-        t.add_row(vec![mark.to_string(), c.what.clone(), c.expected.clone(), c.observed.clone()]);
-    }
+    let t = ui::verdict_table("check", &r.checks);
     format!(
         "{}\n{t}\n{} {}\n{} {}",
         console::style(format!("break {}", r.scenario)).bold(),

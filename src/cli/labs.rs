@@ -189,8 +189,10 @@ pub async fn verify(labs: &[Lab], args: VerifyArgs, ui: Ui) -> Outcome {
     let json = if results.len() == 1 { serde_json::to_value(&results[0]) } else { serde_json::to_value(&results) }
         .expect("results serialize");
     ui.emit(&json, || results.iter().map(human).collect::<Vec<_>>().join("\n\n"));
-    let (failed, total) =
-        results.iter().flat_map(|v| &v.conditions).fold((0, 0), |(f, t), c| (f + usize::from(!c.passed), t + 1));
+    let (failed, total) = results
+        .iter()
+        .flat_map(|v| &v.conditions)
+        .fold((0, 0), |(f, t), c| (f + usize::from(!c.verdict.passed), t + 1));
     if failed == 0 {
         return Ok(exit::OK);
     }
@@ -201,20 +203,10 @@ pub async fn verify(labs: &[Lab], args: VerifyArgs, ui: Ui) -> Outcome {
 }
 
 fn human(v: &Verification) -> String {
-    let mut t = ui::table(["", "#", "victory condition", "expected", "observed"]);
-    for (i, c) in v.conditions.iter().enumerate() {
-        let mark = if c.passed { console::style("✔").green() } else { console::style("✘").red() };
-        t.add_row(vec![
-            mark.to_string(),
-            (i + 1).to_string(),
-            c.statement.clone(),
-            c.expected.clone(),
-            c.observed.clone(),
-        ]);
-    }
+    let t = ui::verdict_table("victory condition", v.conditions.iter().map(|c| &c.verdict));
     let mut out = format!("Lab {} — {} ({} ms)\n{t}", v.lab, v.title, v.elapsed_ms);
-    for (i, c) in v.conditions.iter().enumerate().filter(|(_, c)| !c.passed) {
-        out += &format!("\n{} {}. {}: {}", console::style("hint").yellow(), i + 1, c.statement, c.hint);
+    for (i, c) in v.conditions.iter().enumerate().filter(|(_, c)| !c.verdict.passed) {
+        out += &format!("\n{} {}. {}: {}", console::style("hint").yellow(), i + 1, c.verdict.what, c.hint);
     }
     if v.passed {
         out += &format!("\n{} every victory condition is met", console::style("✔").green());

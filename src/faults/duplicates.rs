@@ -5,7 +5,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use super::{Check, Env, FaultError, Report, Scratch};
+use super::{Env, FaultError, Report, Scratch, Verdict};
 use crate::{
     broker::control,
     events,
@@ -67,14 +67,15 @@ impl Duplicates {
         scratch.remove(&env.conn).await;
         let ((p_acked, p_stored, p_unique), (i_acked, i_stored, i_unique)) = (plain?, idempotent?);
         let mut report = Report::new("duplicates");
-        report.checks.push(Check::new("events acknowledged (plain producer)", self.count, p_acked));
-        report.checks.push(Check::new(
+        report.checks.push(Verdict::equal("events acknowledged (plain producer)", self.count, p_acked));
+        report.checks.push(Verdict::holds(
             "copies stored (plain producer)",
-            "more than sent",
-            if p_stored > self.count { "more than sent".into() } else { p_stored.to_string() },
+            format!("more than {}", self.count),
+            p_stored,
+            p_stored > self.count,
         ));
-        report.checks.push(Check::new("distinct events a deduplicating handler processes", self.count, p_unique));
-        report.checks.push(Check::new("copies stored (idempotent producer)", self.count, i_stored));
+        report.checks.push(Verdict::equal("distinct events a deduplicating handler processes", self.count, p_unique));
+        report.checks.push(Verdict::equal("copies stored (idempotent producer)", self.count, i_stored));
         report.figure("sent", self.count);
         report.figure("plain_stored", p_stored);
         report.figure("plain_duplicates", p_stored.saturating_sub(p_unique));

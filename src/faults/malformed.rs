@@ -7,7 +7,7 @@ use rdkafka::{
     types::RDKafkaErrorCode,
 };
 
-use super::{Check, Env, FaultError, Report, Scratch};
+use super::{Env, FaultError, Report, Scratch, Verdict};
 use crate::kafka::{
     consumer::{self, ConsumeOptions, Decoders},
     scratch,
@@ -115,7 +115,7 @@ impl Malformed {
                 Err((e, _)) => format!("failed: {e}"),
             };
             let expected = if self.bypass_schema || kind.decodes() { "accepted" } else { "rejected (INVALID_RECORD)" };
-            report.checks.push(Check::new(
+            report.checks.push(Verdict::equal(
                 format!("{} ({} bytes)", kind.name(), kind.bytes().len()),
                 expected,
                 observed,
@@ -130,8 +130,8 @@ impl Malformed {
             let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
             let summary = consumer::consume(&env.conn, &options, &decoders, |_| {}).await?;
             let undecodable = kinds.iter().filter(|k| !k.decodes()).count();
-            report.checks.push(Check::new("dead-lettered by the consumer", undecodable, summary.dead_lettered));
-            report.checks.push(Check::new(
+            report.checks.push(Verdict::equal("dead-lettered by the consumer", undecodable, summary.dead_lettered));
+            report.checks.push(Verdict::equal(
                 "skipped (decodes, but no event type)",
                 kinds.len() - undecodable,
                 summary.skipped,

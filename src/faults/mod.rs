@@ -26,6 +26,7 @@ pub use slow_consumer::SlowConsumer;
 use crate::{
     broker::BrokerError,
     kafka::{KafkaError, scratch::Scratch},
+    verdict::Verdict,
 };
 
 /// Every scenario, for `chinook break list`.
@@ -93,27 +94,11 @@ impl FaultError {
     }
 }
 
-/// One line of the result table.
-#[derive(Clone, Debug, Serialize)]
-pub struct Check {
-    pub what: String,
-    pub expected: String,
-    pub observed: String,
-    pub as_expected: bool,
-}
-
-impl Check {
-    pub fn new(what: impl Into<String>, expected: impl ToString, observed: impl ToString) -> Self {
-        let (expected, observed) = (expected.to_string(), observed.to_string());
-        Self { what: what.into(), as_expected: expected == observed, expected, observed }
-    }
-}
-
 /// What a scenario did and saw.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub scenario: &'static str,
-    pub checks: Vec<Check>,
+    pub checks: Vec<Verdict>,
     /// Numbers for scripts and tests (sent, acked, lost, duplicates, …).
     pub figures: BTreeMap<String, i64>,
     pub look_for: String,

@@ -2,7 +2,7 @@
 //! land on different partitions and are consumed out of order; keyed by the
 //! customer id they stay in order.
 
-use super::{Check, Env, FaultError, Report, Scratch};
+use super::{Env, FaultError, Report, Scratch, Verdict};
 use crate::{
     events::{self, EventKind, Facts},
     kafka::{
@@ -50,14 +50,10 @@ pub async fn out_of_order(env: &Env, n: i64) -> Result<Report, FaultError> {
     let (good, good_order) = run_once(env, &scratch.names[1], n, true).await?;
     scratch.remove(&env.conn).await;
     let mut report = Report::new("out-of-order");
-    report.checks.push(Check::new("events of customer 77 read back (random keys)", n, bad_order.len()));
-    report.checks.push(Check::new(
-        "versions read after a higher one (random keys)",
-        "more than 0",
-        if bad > 0 { "more than 0".to_string() } else { "0".to_string() },
-    ));
-    report.checks.push(Check::new("versions read after a higher one (keyed by customer id)", 0, good));
-    report.checks.push(Check::new("events of customer 77 read back (keyed)", n, good_order.len()));
+    report.checks.push(Verdict::equal("events of customer 77 read back (random keys)", n, bad_order.len()));
+    report.checks.push(Verdict::holds("versions read after a higher one (random keys)", "more than 0", bad, bad > 0));
+    report.checks.push(Verdict::equal("versions read after a higher one (keyed by customer id)", 0, good));
+    report.checks.push(Verdict::equal("events of customer 77 read back (keyed)", n, good_order.len()));
     report.figure("regressions_random_keys", bad);
     report.figure("regressions_keyed", good);
     report.look_for = format!(

@@ -1,6 +1,6 @@
 //! `break poison`: one event makes the handler fail every time.
 
-use super::{Check, Env, FaultError, Report, Scratch};
+use super::{Env, FaultError, Report, Scratch, Verdict};
 use crate::{
     events,
     kafka::{
@@ -45,14 +45,14 @@ impl Poison {
         .await?;
         let parked = crate::kafka::admin::describe_topic(&env.conn, &dlq).await?.records();
         let mut report = Report::new("poison");
-        report.checks.push(Check::new("events handled", count - 1, summary.handled));
-        report.checks.push(Check::new(
+        report.checks.push(Verdict::equal("events handled", count - 1, summary.handled));
+        report.checks.push(Verdict::equal(
             "handler retries of the poison",
             self.attempts.saturating_sub(1),
             summary.handler_retries,
         ));
-        report.checks.push(Check::new("records in the dead-letter topic", 1, parked));
-        report.checks.push(Check::new("consumer reached the end of the partition", count as i64 - 1, last_offset));
+        report.checks.push(Verdict::equal("records in the dead-letter topic", 1, parked));
+        report.checks.push(Verdict::equal("consumer reached the end of the partition", count as i64 - 1, last_offset));
         report.figure("published", count);
         report.figure("handled", summary.handled);
         report.figure("dead_lettered", parked);

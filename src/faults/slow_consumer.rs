@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Check, Env, FaultError, Report, Scratch};
+use super::{Env, FaultError, Report, Scratch, Verdict};
 use crate::{
     events,
     kafka::{
@@ -32,12 +32,11 @@ impl SlowConsumer {
         let records: Vec<OutRecord> =
             (0..count as i64).map(|id| OutRecord::event(&topic, &events::created(id))).collect();
         let produce_options = ProduceOptions { rate: Some(self.rate), ..Default::default() };
-        // The consumer handles what it can in the time the producer publishes.
-        let can_handle =
-            ((self.duration.as_secs_f64() / self.handler_delay.as_secs_f64().max(1e-3)) as u64).clamp(1, count as u64);
+        // The consumer handles what it can while the producer publishes, and stops then.
         let consume_options = ConsumeOptions {
             start: StartAt::Start,
-            max: Some(can_handle),
+            max: Some(count as u64),
+            deadline: Some(tokio::time::Instant::now() + self.duration),
             handler_delay: self.handler_delay,
             ..ConsumeOptions::new(group.clone(), vec![topic.clone()])
         };
@@ -70,10 +69,21 @@ impl SlowConsumer {
 
         let mut report = Report::new("slow-consumer");
         let growing = samples.windows(2).filter(|w| w[1] > w[0]).count();
-        report.checks.push(Check::new("events published", count, produced.acked));
-        report.checks.push(Check::new("events handled while publishing", can_handle, consumed.handled));
-        report.checks.push(Check::new("lag at the end", (count as u64).saturating_sub(can_handle), final_lag));
-        report.checks.push(Check::new("lag grew between samples", "yes", if growing > 0 { "yes" } else { "no" }));
+        // Every row is observed: the acks, the handler's count, the group's commits on the broker.
+        let handled = consumed.handled as usize;
+        report.checks.push(Verdict::equal("events published", count, produced.acked));
+        report.checks.push(Verdict::holds(
+            "events handled while publishing",
+            format!("fewer than {} (the handler takes {:?} each)", produced.acked, self.handler_delay),
+            handled,
+            handled < produced.acked,
+        ));
+        report.checks.push(Verdict::equal(
+            "lag at the end (committed offsets on the broker)",
+            produced.acked.saturating_sub(handled),
+            final_lag,
+        ));
+        report.checks.push(Verdict::equal("lag grew between samples", "yes", if growing > 0 { "yes" } else { "no" }));
         report.figure("published", produced.acked);
         report.figure("handled", consumed.handled);
         report.figure("final_lag", final_lag);

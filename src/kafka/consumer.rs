@@ -123,6 +123,8 @@ pub struct ConsumeOptions {
     /// Read every partition directly, without joining the group or committing
     /// (for read-backs and checks: no rebalance to wait for).
     pub standalone: bool,
+    /// Stop at this moment (what was processed is committed, as at the end).
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl ConsumeOptions {
@@ -140,6 +142,7 @@ impl ConsumeOptions {
             attempts: 1,
             handler_delay: Duration::ZERO,
             standalone: false,
+            deadline: None,
         }
     }
 
@@ -570,6 +573,9 @@ pub async fn consume(
             break;
         }
         if options.until_end && state.lock().unwrap_or_else(|p| p.into_inner()).at_end() {
+            break;
+        }
+        if options.deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             break;
         }
         let message = tokio::select! {

@@ -25,6 +25,7 @@ use crate::{
         scratch::{self, Scratch},
         topics::{EVENTS, PLAN},
     },
+    verdict::Verdict,
 };
 
 /// Every check a lab manifest may name.
@@ -43,25 +44,13 @@ pub struct Env {
     pub group: Option<String>,
 }
 
-/// What one check saw.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    pub passed: bool,
-    pub expected: String,
-    pub observed: String,
-    /// How long the check took.
-    pub elapsed_ms: u64,
-}
-
-impl Outcome {
-    fn new(passed: bool, expected: impl Into<String>, observed: impl Into<String>) -> Self {
-        Self { passed, expected: expected.into(), observed: observed.into(), elapsed_ms: 0 }
-    }
+/// A check's verdict, built before the condition's statement is known.
+fn verdict(passed: bool, expected: impl Into<String>, observed: impl Into<String>) -> Verdict {
+    Verdict::holds("", expected, observed.into(), passed)
 }
 
 /// Runs the check called `name`.
-pub async fn run(name: &str, env: &Env) -> Outcome {
-    let started = std::time::Instant::now();
+pub async fn run(name: &str, env: &Env) -> Verdict {
     let result = match name {
         "broker-reachable" => broker_reachable(env).await,
         "topics-planned" => topics_planned(env).await,
@@ -69,22 +58,21 @@ pub async fn run(name: &str, env: &Env) -> Outcome {
         "group-parallel" => group_parallel(env).await,
         "retries-outage" => retries_outage(env).await,
         "routing" => routing(env).await,
-        other => Ok(Outcome::new(false, "a known check", format!("unknown check `{other}`"))),
+        other => Ok(verdict(false, "a known check", format!("unknown check `{other}`"))),
     };
-    let outcome = result.unwrap_or_else(|e| Outcome::new(false, "the check to run", format!("it could not: {e}")));
-    Outcome { elapsed_ms: started.elapsed().as_millis() as u64, ..outcome }
+    result.unwrap_or_else(|e| verdict(false, "the check to run", format!("it could not: {e}")))
 }
 
-type Checked = Result<Outcome, Box<dyn std::error::Error + Send + Sync>>;
+type Checked = Result<Verdict, Box<dyn std::error::Error + Send + Sync>>;
 
 async fn broker_reachable(env: &Env) -> Checked {
     let expected = format!("a broker answering at {}", env.conn.brokers);
     Ok(match admin::list_topics(&env.conn).await {
         Ok(topics) => {
             let engine = env.managed.as_ref().map_or("external".to_string(), |s| s.engine.to_string());
-            Outcome::new(true, expected, format!("answers ({engine}, {} topics)", topics.len()))
+            verdict(true, expected, format!("answers ({engine}, {} topics)", topics.len()))
         }
-        Err(e) => Outcome::new(false, expected, e.to_string()),
+        Err(e) => verdict(false, expected, e.to_string()),
     })
 }
 
@@ -98,7 +86,7 @@ async fn topics_planned(env: &Env) -> Checked {
             None => format!("{} (missing)", t.name),
         })
         .collect();
-    Ok(Outcome::new(expected == observed, expected.join(", "), observed.join(", ")))
+    Ok(verdict(expected == observed, expected.join(", "), observed.join(", ")))
 }
 
 /// Sends one value in its own batch with a plain producer: Ok(true) if stored.
@@ -121,7 +109,7 @@ async fn accepted(conn: &Connection, topic: &str, value: &[u8]) -> Result<bool, 
 async fn schema_enforced(env: &Env) -> Checked {
     let planned = topics_planned(env).await?;
     if !planned.passed {
-        return Ok(Outcome::new(false, format!("topics {}", planned.expected), format!("topics {}", planned.observed)));
+        return Ok(verdict(false, format!("topics {}", planned.expected), format!("topics {}", planned.observed)));
     }
     let expected = "topics as planned; a valid CustomerEvent accepted; a malformed value rejected (INVALID_RECORD)";
     // Both values go to the schema-bound stand-in of customer_events: the
@@ -136,7 +124,7 @@ async fn schema_enforced(env: &Env) -> Checked {
         if valid_accepted { "accepted" } else { "REJECTED" },
         if malformed_rejected { "rejected (INVALID_RECORD)" } else { "ACCEPTED: no enforcement" }
     );
-    Ok(Outcome::new(valid_accepted && malformed_rejected, expected, observed))
+    Ok(verdict(valid_accepted && malformed_rejected, expected, observed))
 }
 
 async fn group_parallel(env: &Env) -> Checked {
@@ -162,7 +150,7 @@ async fn group_parallel(env: &Env) -> Checked {
         "3 members with one partition each, every event once{}",
         env.group.as_ref().map(|g| format!("; group {g} committed up to the end")).unwrap_or_default()
     );
-    Ok(Outcome::new(each_one && all_once && own_ok, expected, format!("{detail}{own_text}")))
+    Ok(verdict(each_one && all_once && own_ok, expected, format!("{detail}{own_text}")))
 }
 
 /// Three in-process members of one group on `topic`: (one partition each, every record once, description).
@@ -253,7 +241,7 @@ async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), K
 async fn retries_outage(env: &Env) -> Checked {
     let expected = "1000 events acknowledged across a 0.5 s outage, each stored exactly once";
     if env.managed.is_none() {
-        return Ok(Outcome::new(false, expected, "cannot stage an outage: the broker is not managed by chinook here"));
+        return Ok(verdict(false, expected, "cannot stage an outage: the broker is not managed by chinook here"));
     }
     let fault_env = faults::Env { conn: env.conn.clone(), managed: env.managed.clone(), paths: env.paths.clone() };
     let scenario =
@@ -261,7 +249,7 @@ async fn retries_outage(env: &Env) -> Checked {
     let report = scenario.run(&fault_env).await?;
     let f = |k: &str| report.figures.get(k).copied().unwrap_or(-1);
     let observed = format!("{} acknowledged, {} lost, {} stored twice", f("acked"), f("lost"), f("duplicates"));
-    Ok(Outcome::new(f("acked") == 1000 && f("lost") == 0 && f("duplicates") == 0, expected, observed))
+    Ok(verdict(f("acked") == 1000 && f("lost") == 0 && f("duplicates") == 0, expected, observed))
 }
 
 async fn routing(env: &Env) -> Checked {
@@ -294,5 +282,5 @@ async fn routing(env: &Env) -> Checked {
         "{routes} of 5 types routed once; {} skipped; {} dead-lettered",
         summary.skipped, summary.dead_lettered
     );
-    Ok(Outcome::new(routes == 5 && summary.skipped == 1 && summary.dead_lettered == 0, expected, observed))
+    Ok(verdict(routes == 5 && summary.skipped == 1 && summary.dead_lettered == 0, expected, observed))
 }

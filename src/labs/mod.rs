@@ -12,6 +12,8 @@ use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::verdict::Verdict;
+
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/labs.rs"));
 }
@@ -168,14 +170,13 @@ impl Progress {
     }
 }
 
-/// The result of one victory condition.
+/// The result of one victory condition: its verdict (`what` is the
+/// condition's statement), the hint, and how long the check took.
 #[derive(Clone, Debug, Serialize)]
 pub struct ConditionResult {
     pub id: String,
-    pub statement: String,
-    pub passed: bool,
-    pub expected: String,
-    pub observed: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
     pub hint: String,
     pub elapsed_ms: u64,
 }
@@ -190,36 +191,35 @@ pub struct Verification {
     pub elapsed_ms: u64,
 }
 
+/// A condition's check and how long it took (ms).
+async fn timed(c: &Condition, env: &checks::Env) -> (Verdict, u64) {
+    let started = std::time::Instant::now();
+    let verdict = checks::run(&c.check, env).await;
+    (verdict, started.elapsed().as_millis() as u64)
+}
+
 /// Runs every victory condition of `lab` against the broker in `env`.
 pub async fn verify(lab: &Lab, env: &checks::Env) -> Verification {
     let started = std::time::Instant::now();
     // Checks run side by side, except those that disturb the broker (outages), which run after.
     let disturbs = |c: &Condition| checks::DISTURBING.contains(&c.check.as_str());
-    let calm =
-        futures::future::join_all(lab.conditions.iter().filter(|c| !disturbs(c)).map(|c| checks::run(&c.check, env)))
-            .await;
+    let calm = futures::future::join_all(lab.conditions.iter().filter(|c| !disturbs(c)).map(|c| timed(c, env))).await;
     let mut calm = calm.into_iter();
     let mut results = Vec::new();
     for c in &lab.conditions {
-        let outcome = if disturbs(c) {
-            checks::run(&c.check, env).await
-        } else {
-            calm.next().expect("one outcome per calm condition")
-        };
+        let (verdict, elapsed_ms) =
+            if disturbs(c) { timed(c, env).await } else { calm.next().expect("one verdict per calm condition") };
         results.push(ConditionResult {
             id: c.id.clone(),
-            statement: c.statement.clone(),
-            passed: outcome.passed,
-            expected: outcome.expected,
-            observed: outcome.observed,
+            verdict: Verdict { what: c.statement.clone(), ..verdict },
             hint: c.hint.clone(),
-            elapsed_ms: outcome.elapsed_ms,
+            elapsed_ms,
         });
     }
     Verification {
         lab: lab.number,
         title: lab.title.clone(),
-        passed: results.iter().all(|r| r.passed),
+        passed: results.iter().all(|r| r.verdict.passed),
         conditions: results,
         elapsed_ms: started.elapsed().as_millis() as u64,
     }

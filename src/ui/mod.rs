@@ -110,6 +110,17 @@ pub fn table<I: IntoIterator<Item = S>, S: Into<comfy_table::Cell>>(header: I) -
     t
 }
 
+/// Expected vs observed as a table, one numbered row per verdict, ✔ or ✘;
+/// `what` heads the column that says what each row is about.
+pub fn verdict_table<'a>(what: &str, verdicts: impl IntoIterator<Item = &'a crate::verdict::Verdict>) -> Table {
+    let mut t = table(["", "#", what, "expected", "observed"]);
+    for (i, v) in verdicts.into_iter().enumerate() {
+        let mark = if v.passed { console::style("✔").green() } else { console::style("✘").red() };
+        t.add_row(vec![mark.to_string(), (i + 1).to_string(), v.what.clone(), v.expected.clone(), v.observed.clone()]);
+    }
+    t
+}
+
 /// Renders an error report on stderr the way miette does for a fatal error.
 pub fn report(error: &miette::Report) {
     eprintln!("{error:?}");
