@@ -1,11 +1,13 @@
 //! The student's journal: dated entries appended to JOURNAL.md in the
-//! working directory (created from the workshop template when missing).
+//! working directory, created from the workshop template
+//! (`labs/journal-template.md`, built in) when missing. The template is
+//! never the file written: running in the checkout leaves it as it is.
 
 use std::path::Path;
 
 use super::LabError;
 
-const TEMPLATE: &str = include_str!("../../JOURNAL.md");
+const TEMPLATE: &str = include_str!("../../labs/journal-template.md");
 const ENTRIES: &str = "## My entries";
 
 /// Appends an entry; returns the text written.
