@@ -172,16 +172,21 @@ fn the_walkthrough_runs_in_a_terminal_and_resumes() {
     p.exp_string("Step 1/6").unwrap();
     p.exp_string("Start a broker").unwrap();
     p.exp_string("[h]int").unwrap();
-    p.send_line("h").unwrap();
+    // One key each, no Enter.
+    p.send("h").unwrap();
+    p.flush().unwrap();
     p.exp_string("Port taken?").unwrap();
-    p.send_line("c").unwrap();
+    p.send("c").unwrap();
+    p.flush().unwrap();
     p.exp_string("answers (embedded").unwrap();
     p.exp_string("Step 2/6").unwrap();
     p.exp_string("Create the topics").unwrap();
-    p.send_line("r").unwrap();
+    p.send("r").unwrap();
+    p.flush().unwrap();
     p.exp_string("customer_events (3), customer_commands (1), customer_events.dlq (1)").unwrap();
     p.exp_string("Step 3/6").unwrap();
-    p.send_line("q").unwrap();
+    p.send("q").unwrap();
+    p.flush().unwrap();
     p.exp_string("resumes at step 3").unwrap();
     p.exp_eof().unwrap();
 
@@ -189,7 +194,8 @@ fn the_walkthrough_runs_in_a_terminal_and_resumes() {
     p.exp_string("resuming at step 3").unwrap();
     p.exp_string("Step 3/6").unwrap();
     p.exp_string("Publish an event").unwrap();
-    p.send_line("q").unwrap();
+    p.send("q").unwrap();
+    p.flush().unwrap();
     p.exp_eof().unwrap();
     let listed = String::from_utf8(s.run(&["lab", "list"]).stdout).unwrap();
     assert!(listed.contains("in progress (2/6)"), "{listed}");

@@ -246,28 +246,23 @@ async fn walk(lab: &Lab, ui: Ui) -> Outcome {
             step.explain,
             step.run
         );
-        let answer: String = dialoguer::Input::new()
-            .with_prompt("[r]un it · [c]heck my own · [h]int · [s]kip · [q]uit")
-            .allow_empty(true)
-            .interact_text()
-            .unwrap_or_else(|_| "q".into());
-        match answer.trim() {
-            "r" => {
+        match key("[r]un it · [c]heck my own · [h]int · [s]kip · [q]uit") {
+            'r' => {
                 run_step(&step.run);
                 if check_step(step, &env).await {
                     index += 1;
                     offer_journal(lab, index, step, ui);
                 }
             }
-            "c" => {
+            'c' => {
                 if check_step(step, &env).await {
                     index += 1;
                     offer_journal(lab, index, step, ui);
                 }
             }
-            "h" => println!("{} {}", console::style("hint:").yellow(), step.hint),
-            "s" => index += 1,
-            "q" => {
+            'h' => println!("{} {}", console::style("hint:").yellow(), step.hint),
+            's' => index += 1,
+            'q' => {
                 progress.labs.entry(lab.number).or_default().steps_done = index;
                 progress.save(&root())?;
                 bar.finish_and_clear();
@@ -282,6 +277,16 @@ async fn walk(lab: &Lab, ui: Ui) -> Outcome {
     bar.finish_and_clear();
     println!("\nAll steps done. Now: `chinook lab {} verify`.", lab.number);
     Ok(exit::OK)
+}
+
+/// Asks with `prompt` and takes one key, without Enter (as rustlings does);
+/// Ctrl-C or a closed terminal count as `q`, so progress is saved.
+fn key(prompt: &str) -> char {
+    let term = console::Term::stdout();
+    let _ = term.write_str(&format!("{} ", console::style(prompt).bold()));
+    let key = term.read_char().unwrap_or('q').to_ascii_lowercase();
+    let _ = term.write_line(&key.to_string());
+    key
 }
 
 /// Runs a step's command line with this chinook binary.
