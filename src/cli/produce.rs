@@ -206,34 +206,17 @@ struct NotAcked {
 pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
     let conn = args.conn.context()?.conn;
     let decoders = crate::kafka::consumer::Decoders::lab(args.type_name.as_deref())?;
-    let records = match &args.input {
-        Some(path) => read_input(path, &args, &decoders)?,
-        None => build(&args, &conn).await?,
+    let (records, count): (Records<'_>, usize) = match &args.input {
+        Some(path) => {
+            let records = read_input(path, &args, &decoders)?;
+            let count = records.len();
+            (Box::new(records.into_iter()), count)
+        }
+        None => (build(&args, &conn).await?, args.count),
     };
     if args.dry_run {
-        for r in &records {
-            let json = RecordJson {
-                topic: r.topic.clone(),
-                partition: r.partition,
-                offset: None,
-                key: r.key.as_deref().map(crate::kafka::records::Bytes::from_slice),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), crate::kafka::records::Bytes::from_slice(v)))
-                    .collect(),
-                timestamp: r.timestamp,
-                value: decoders.get(&r.topic).and_then(|t| {
-                    let mut text = Vec::new();
-                    t.json_line(&r.value, 0, &mut text).ok()?;
-                    serde_json::value::RawValue::from_string(String::from_utf8(text).ok()?).ok()
-                }),
-                value_bytes: None,
-                error: None,
-            };
-            println!("{}", serde_json::to_string(&json).expect("records serialize"));
-        }
-        ui.note(format!("dry run: {} record(s) not sent", records.len()));
+        print_dry_run(records, &decoders);
+        ui.note(format!("dry run: {count} record(s) not sent"));
         return Ok(exit::OK);
     }
     let options = ProduceOptions {
@@ -245,14 +228,7 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
         retries: args.retries,
         rate: args.rate,
     };
-    let bar = (records.len() > 1 && !ui.quiet && console::Term::stderr().is_term()).then(|| {
-        let bar = indicatif::ProgressBar::new(records.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} acked · {per_sec} · eta {eta}")
-                .expect("a valid template"),
-        );
-        bar
-    });
+    let bar = (count > 1 && !ui.quiet && console::Term::stderr().is_term()).then(|| progress_bar(count));
     let report = producer::produce(&conn, &options, records, |done| {
         if let Some(b) = &bar {
             b.set_position(done);
@@ -290,6 +266,41 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
     Ok(exit::OK)
 }
 
+/// The records to send, built (or read) one at a time as the producer pulls them.
+type Records<'a> = Box<dyn Iterator<Item = OutRecord> + Send + 'a>;
+
+/// The progress bar of a send of `count` records, with the rate in whole records per second.
+fn progress_bar(count: usize) -> indicatif::ProgressBar {
+    let style = indicatif::ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} acked · {rate} · eta {eta}")
+        .expect("a valid template")
+        .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{}/s", indicatif::HumanCount(s.per_sec().round() as u64));
+        });
+    indicatif::ProgressBar::new(count as u64).with_style(style)
+}
+
+/// Prints each record as the JSON line `consume --format jsonl` would write for it.
+fn print_dry_run(records: Records<'_>, decoders: &crate::kafka::consumer::Decoders) {
+    for r in records {
+        let json = RecordJson {
+            topic: r.topic.clone(),
+            partition: r.partition,
+            offset: None,
+            key: r.key.as_deref().map(crate::kafka::records::Bytes::from_slice),
+            headers: r.headers.iter().map(|(k, v)| (k.clone(), crate::kafka::records::Bytes::from_slice(v))).collect(),
+            timestamp: r.timestamp,
+            value: decoders.get(&r.topic).and_then(|t| {
+                let mut text = Vec::new();
+                t.json_line(&r.value, 0, &mut text).ok()?;
+                serde_json::value::RawValue::from_string(String::from_utf8(text).ok()?).ok()
+            }),
+            value_bytes: None,
+            error: None,
+        };
+        println!("{}", serde_json::to_string(&json).expect("records serialize"));
+    }
+}
+
 fn facts(args: &ProduceArgs, id: i64) -> Facts {
     Facts {
         id,
@@ -309,47 +320,46 @@ fn facts(args: &ProduceArgs, id: i64) -> Facts {
     }
 }
 
-async fn build(args: &ProduceArgs, conn: &crate::kafka::Connection) -> Result<Vec<OutRecord>, Failure> {
+/// The customer ids of `--count` records, in order.
+fn ids(args: &ProduceArgs) -> impl Iterator<Item = i64> + Send + '_ {
+    (0..args.count as i64).map(|i| if args.ids == Ids::Spread { args.id + i } else { args.id })
+}
+
+/// The events or commands for WHAT, built lazily. Versions of events other than
+/// created come from the topic's history, read once before the first record.
+async fn build<'a>(args: &'a ProduceArgs, conn: &crate::kafka::Connection) -> Result<Records<'a>, Failure> {
     let what = args.what.expect("clap requires WHAT without --input");
-    let ids: Vec<i64> =
-        (0..args.count as i64).map(|i| if args.ids == Ids::Spread { args.id + i } else { args.id }).collect();
     match what.kind() {
         Ok(kind) => {
             let topic = args.topic.clone().unwrap_or_else(|| EVENTS.to_string());
             let needs_history = args.event_version.is_none() && kind != EventKind::CustomerCreated && !args.dry_run;
             let mut last = if needs_history { history::last_versions(conn, &topic).await? } else { HashMap::new() };
-            Ok(ids
-                .iter()
-                .map(|id| {
-                    let version = match (args.event_version, kind) {
-                        (Some(v), _) => v,
-                        (None, EventKind::CustomerCreated) => 1,
-                        (None, _) => {
-                            let v = last.entry(id.to_string()).or_insert(0);
-                            *v += 1;
-                            *v
-                        }
-                    };
-                    OutRecord::event(&topic, &events::event(kind, &facts(args, *id), version))
-                })
-                .collect())
+            Ok(Box::new(ids(args).map(move |id| {
+                let version = match (args.event_version, kind) {
+                    (Some(v), _) => v,
+                    (None, EventKind::CustomerCreated) => 1,
+                    (None, _) => {
+                        let v = last.entry(id.to_string()).or_insert(0);
+                        *v += 1;
+                        *v
+                    }
+                };
+                OutRecord::event(&topic, &events::event(kind, &facts(args, id), version))
+            })))
         }
         Err(kind) => {
             let topic = args.topic.clone().unwrap_or_else(|| COMMANDS.to_string());
-            Ok(ids
-                .iter()
-                .map(|id| {
-                    let c = events::command(kind, &facts(args, *id));
-                    OutRecord {
-                        topic: topic.clone(),
-                        partition: None,
-                        key: Some(id.to_string().into_bytes()),
-                        headers: events::command_headers(&c),
-                        timestamp: c.timestamp.as_ref().map(events::millis),
-                        value: c.encode_to_vec(),
-                    }
-                })
-                .collect())
+            Ok(Box::new(ids(args).map(move |id| {
+                let c = events::command(kind, &facts(args, id));
+                OutRecord {
+                    topic: topic.clone(),
+                    partition: None,
+                    key: Some(id.to_string().into_bytes()),
+                    headers: events::command_headers(&c),
+                    timestamp: c.timestamp.as_ref().map(events::millis),
+                    value: c.encode_to_vec(),
+                }
+            })))
         }
     }
 }

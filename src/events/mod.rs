@@ -2,7 +2,10 @@
 //! `CustomerCommand`, from a few facts (id, name, status, ...) with realistic
 //! generated defaults, plus the record key and headers that go with them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    OnceLock,
+    atomic::{AtomicU64, Ordering},
+};
 
 use prost_types::Timestamp;
 
@@ -97,9 +100,12 @@ fn default_email(name: &str, id: i64) -> String {
 /// A fresh, unique id with a prefix: `evt-…`, `cmd-…`.
 pub fn new_id(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // `process::id` is a system call each time; ids are made once per record.
+    static PID: OnceLock<u32> = OnceLock::new();
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
-    format!("{prefix}-{nanos:x}-{:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    let pid = *PID.get_or_init(std::process::id);
+    format!("{prefix}-{nanos:x}-{pid:x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Now, as a protobuf timestamp.

@@ -1,21 +1,28 @@
 //! The batching producer: records are enqueued into librdkafka (which batches
-//! them per partition) and their deliveries awaited together — never one
-//! `send().await` per record. Idempotent with acks=all by default; records
-//! that fail with a retriable error are re-sent with exponential backoff, a
-//! bounded number of times; what finally failed is reported with its reason.
+//! them per partition) and their delivery reports settled while more are
+//! enqueued — never one `send().await` per record. Records are pulled lazily
+//! from any iterator, and at most librdkafka's queue of them is held at once,
+//! so memory does not grow with the run. Idempotent with acks=all by default;
+//! records that fail with a retriable error are re-sent with exponential
+//! backoff, a bounded number of times; what finally failed is reported with
+//! its reason and input position.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     time::{Duration, Instant},
 };
 
-use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use rdkafka::{
-    message::{Header, OwnedHeaders},
-    producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer},
+    ClientConfig, ClientContext, Message,
+    message::{BorrowedMessage, Header, Headers, OwnedHeaders},
+    producer::{
+        BaseRecord, DeliveryFuture, DeliveryResult, FutureProducer, FutureRecord, Producer, ProducerContext,
+        ThreadedProducer,
+    },
     types::RDKafkaErrorCode,
 };
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use super::{Connection, KafkaError};
 
@@ -135,6 +142,11 @@ pub fn explain(code: RDKafkaErrorCode) -> String {
 
 impl ProduceOptions {
     pub fn producer(&self, conn: &Connection) -> Result<FutureProducer, KafkaError> {
+        self.config(conn).create().map_err(|e| KafkaError::request("creating the producer", e))
+    }
+
+    /// The producer's settings: chinook's, then the `-X` overrides.
+    fn config(&self, conn: &Connection) -> ClientConfig {
         let mut config = conn.client_config();
         config
             .set("enable.idempotence", self.idempotent.to_string())
@@ -151,13 +163,22 @@ impl ProduceOptions {
             config.set("max.in.flight.requests.per.connection", "5");
         }
         conn.apply_overrides(&mut config);
-        config.create().map_err(|e| KafkaError::request("creating the producer", e))
+        config
     }
 }
 
-/// (record index, attempt, partition and offset or the error)
-type Outcome = (usize, u32, Result<(i32, i64), RDKafkaErrorCode>);
-type Pending = FuturesUnordered<BoxFuture<'static, Outcome>>;
+/// The in-flight bound when `-X queue.buffering.max.messages` does not set one:
+/// small enough that a run of any length stays in a few tens of MB, large enough
+/// for librdkafka to fill 1 MB batches on every partition.
+const IN_FLIGHT: usize = 20_000;
+
+fn headers(pairs: &[(String, Vec<u8>)]) -> Option<OwnedHeaders> {
+    (!pairs.is_empty()).then(|| {
+        pairs
+            .iter()
+            .fold(OwnedHeaders::new_with_capacity(pairs.len()), |h, (k, v)| h.insert(Header { key: k, value: Some(v) }))
+    })
+}
 
 fn enqueue(producer: &FutureProducer, r: &OutRecord) -> Result<DeliveryFuture, RDKafkaErrorCode> {
     let mut record = FutureRecord::<[u8], [u8]>::to(&r.topic).payload(&r.value);
@@ -170,132 +191,331 @@ fn enqueue(producer: &FutureProducer, r: &OutRecord) -> Result<DeliveryFuture, R
     if let Some(ts) = r.timestamp {
         record = record.timestamp(ts);
     }
-    if !r.headers.is_empty() {
-        let headers = r.headers.iter().fold(OwnedHeaders::new_with_capacity(r.headers.len()), |h, (k, v)| {
-            h.insert(Header { key: k, value: Some(v) })
-        });
-        record = record.headers(headers);
+    if let Some(h) = headers(&r.headers) {
+        record = record.headers(h);
     }
     producer.send_result(record).map_err(|(e, _)| e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail))
 }
 
-fn watch(pending: &Pending, index: usize, attempt: u32, delivery: DeliveryFuture) {
-    pending.push(
-        async move {
-            let result = match delivery.await {
-                Ok(Ok(d)) => Ok((d.partition, d.offset)),
-                Ok(Err((e, _))) => Err(e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)),
-                Err(_) => Err(RDKafkaErrorCode::Fail),
-            };
-            (index, attempt, result)
-        }
-        .boxed(),
-    );
-}
-
 /// Sends every record, calling `progress(acked + failed)` as deliveries come back.
+///
+/// `records` is pulled lazily: at most the in-flight bound (librdkafka's
+/// `queue.buffering.max.messages`, [`IN_FLIGHT`] unless `-X` sets it) is held
+/// at once, in librdkafka's queue or waiting to be re-sent, so memory does not
+/// grow with the number of records. A record waiting for its delivery report
+/// lives only in librdkafka's copy; a failed one comes back with its report.
 pub async fn produce(
     conn: &Connection,
     options: &ProduceOptions,
-    records: Vec<OutRecord>,
+    records: impl IntoIterator<Item = OutRecord>,
     progress: impl Fn(u64),
 ) -> Result<Report, KafkaError> {
     conn.probe().await?;
-    let producer = options.producer(conn)?;
-    let started = Instant::now();
-    let mut report = Report { sent: records.len(), ..Default::default() };
-    let mut pending: Pending = FuturesUnordered::new();
-    let mut retry_queue: Vec<(Instant, usize, u32)> = Vec::new();
+    let mut run = Run::start(conn, options, progress)?;
+    let mut records = records.into_iter();
+    for index in 0.. {
+        run.settle_ready();
+        run.resend_due();
+        // Room first, then the next record: never more than the bound pulled ahead of the reports.
+        while run.held() >= run.bound {
+            run.step().await;
+        }
+        let Some(record) = records.next() else { break };
+        run.report.sent += 1;
+        if let Some(rate) = options.rate {
+            run.wait_until(run.started + Duration::from_secs_f64(index as f64 / rate)).await;
+        }
+        let topic = run.topics.id(&record.topic);
+        run.send(Sent { index, attempt: 0, topic, partition: record.partition }, &record).await;
+    }
+    while run.held() > 0 {
+        run.step().await;
+    }
+    Ok(run.finish())
+}
 
-    let settle = |report: &mut Report, retry_queue: &mut Vec<(Instant, usize, u32)>, outcome: Outcome| {
-        let (index, attempt, result) = outcome;
-        match result {
-            Ok((partition, offset)) => {
-                report.acked += 1;
-                let key = format!("{}/{partition}", records[index].topic);
-                let e = report.offsets.entry(key).or_insert((offset, offset));
+/// What chinook remembers of a record librdkafka holds: enough to report it,
+/// and to re-send the copy librdkafka hands back if it fails.
+#[derive(Clone, Copy, Debug)]
+struct Sent {
+    /// Position in the input.
+    index: usize,
+    attempt: u32,
+    /// Index into [`Run::topics`].
+    topic: u32,
+    /// The partition the caller chose (None: the partitioner's choice).
+    partition: Option<i32>,
+}
+
+/// How one delivery ended, as the polling thread reports it.
+enum Delivered {
+    Acked {
+        partition: i32,
+        offset: i64,
+    },
+    /// The error, and the record as librdkafka still held it.
+    Failed(RDKafkaErrorCode, OutRecord),
+}
+
+/// The producer context: every delivery report goes to one channel, tagged
+/// with the slot of its [`Sent`] (no allocation or future per record).
+struct Reports(mpsc::UnboundedSender<(usize, Delivered)>);
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, slot: usize) {
+        let delivered = match result {
+            Ok(m) => Delivered::Acked { partition: m.partition(), offset: m.offset() },
+            Err((e, m)) => Delivered::Failed(e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail), detach(m)),
+        };
+        // The receiver is gone only when the run was abandoned.
+        let _ = self.0.send((slot, delivered));
+    }
+}
+
+/// A failed record back as an [`OutRecord`] (its partition is set from [`Sent`]).
+fn detach(m: &BorrowedMessage<'_>) -> OutRecord {
+    OutRecord {
+        topic: m.topic().to_string(),
+        partition: None,
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().unwrap_or_default().to_vec(),
+        headers: m
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
+            .unwrap_or_default(),
+        timestamp: m.timestamp().to_millis(),
+    }
+}
+
+/// The records librdkafka holds, by slot (the delivery opaque); slots are reused.
+#[derive(Default)]
+struct InFlight {
+    slots: Vec<Sent>,
+    free: Vec<usize>,
+}
+
+impl InFlight {
+    fn insert(&mut self, sent: Sent) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = sent;
+                slot
+            }
+            None => {
+                self.slots.push(sent);
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) -> Sent {
+        self.free.push(slot);
+        self.slots[slot]
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+}
+
+/// The topics of a run, numbered (one topic, almost always).
+#[derive(Default)]
+struct Topics(Vec<String>);
+
+impl Topics {
+    fn id(&mut self, topic: &str) -> u32 {
+        let found = self.0.iter().rposition(|t| t == topic);
+        found.unwrap_or_else(|| {
+            self.0.push(topic.to_string());
+            self.0.len() - 1
+        }) as u32
+    }
+}
+
+/// One `produce` in progress.
+struct Run<'a, P> {
+    producer: ThreadedProducer<Reports>,
+    deliveries: mpsc::UnboundedReceiver<(usize, Delivered)>,
+    options: &'a ProduceOptions,
+    progress: P,
+    /// At most this many records held at once (in librdkafka or waiting to be re-sent).
+    bound: usize,
+    started: Instant,
+    in_flight: InFlight,
+    /// Failed records waiting for their backoff, by due time (then input position).
+    waiting: BTreeMap<(Instant, usize), (Sent, OutRecord)>,
+    topics: Topics,
+    /// (topic, partition) → (first, last) acknowledged offset.
+    offsets: HashMap<(u32, i32), (i64, i64)>,
+    report: Report,
+}
+
+impl<'a, P: Fn(u64)> Run<'a, P> {
+    fn start(conn: &Connection, options: &'a ProduceOptions, progress: P) -> Result<Self, KafkaError> {
+        let mut config = options.config(conn);
+        if config.get("queue.buffering.max.messages").is_none() {
+            config.set("queue.buffering.max.messages", IN_FLIGHT.to_string());
+        }
+        let bound = config.get("queue.buffering.max.messages").and_then(|v| v.parse().ok()).unwrap_or(IN_FLIGHT);
+        let (tx, deliveries) = mpsc::unbounded_channel();
+        let producer =
+            config.create_with_context(Reports(tx)).map_err(|e| KafkaError::request("creating the producer", e))?;
+        Ok(Self {
+            producer,
+            deliveries,
+            options,
+            progress,
+            bound: bound.max(1),
+            started: Instant::now(),
+            in_flight: InFlight::default(),
+            waiting: BTreeMap::new(),
+            topics: Topics::default(),
+            offsets: HashMap::new(),
+            report: Report::default(),
+        })
+    }
+
+    /// Records held: enqueued and not yet reported, or waiting to be re-sent.
+    fn held(&self) -> usize {
+        self.in_flight.len() + self.waiting.len()
+    }
+
+    /// Enqueues one record; while librdkafka's queue is full, waits for deliveries to make room.
+    async fn send(&mut self, sent: Sent, r: &OutRecord) {
+        loop {
+            match self.enqueue(sent, r) {
+                Ok(()) => return,
+                Err(RDKafkaErrorCode::QueueFull) if self.in_flight.len() > 0 => self.step().await,
+                // None of ours awaits a report: librdkafka is still releasing reported ones.
+                Err(RDKafkaErrorCode::QueueFull) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(code) => return self.fail(sent, code),
+            }
+        }
+    }
+
+    fn enqueue(&mut self, sent: Sent, r: &OutRecord) -> Result<(), RDKafkaErrorCode> {
+        let slot = self.in_flight.insert(sent);
+        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(&r.topic, slot).payload(&r.value);
+        if let Some(k) = &r.key {
+            record = record.key(k);
+        }
+        if let Some(p) = r.partition {
+            record = record.partition(p);
+        }
+        if let Some(ts) = r.timestamp {
+            record = record.timestamp(ts);
+        }
+        if let Some(h) = headers(&r.headers) {
+            record = record.headers(h);
+        }
+        self.producer.send(record).map_err(|(e, _)| {
+            self.in_flight.remove(slot);
+            e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)
+        })
+    }
+
+    /// Settles the deliveries already reported, without waiting (keeps progress live).
+    fn settle_ready(&mut self) {
+        while let Ok((slot, delivered)) = self.deliveries.try_recv() {
+            self.settle(slot, delivered);
+        }
+    }
+
+    /// Waits for the next delivery report or re-send, whichever comes first, and handles it.
+    async fn step(&mut self) {
+        self.resend_due();
+        let next_resend = self.waiting.first_key_value().map(|((due, _), _)| *due);
+        tokio::select! {
+            Some((slot, delivered)) = self.deliveries.recv(), if self.in_flight.len() > 0 => self.settle(slot, delivered),
+            _ = tokio::time::sleep_until(next_resend.unwrap_or(self.started).into()), if next_resend.is_some() => self.resend_due(),
+            else => {}
+        }
+    }
+
+    /// Waits until `due` (for `--rate`), settling deliveries meanwhile.
+    async fn wait_until(&mut self, due: Instant) {
+        loop {
+            tokio::select! {
+                biased;
+                Some((slot, delivered)) = self.deliveries.recv(), if self.in_flight.len() > 0 => self.settle(slot, delivered),
+                _ = tokio::time::sleep_until(due.into()) => return,
+            }
+        }
+    }
+
+    /// Re-sends the failed records whose backoff is over.
+    fn resend_due(&mut self) {
+        let now = Instant::now();
+        while let Some(entry) = self.waiting.first_entry()
+            && entry.key().0 <= now
+        {
+            let (sent, mut record) = entry.remove();
+            record.partition = sent.partition;
+            match self.enqueue(sent, &record) {
+                Ok(()) => {}
+                // Full for now: try again shortly (the record keeps its attempt count).
+                Err(RDKafkaErrorCode::QueueFull) => {
+                    self.waiting.insert((now + Duration::from_millis(5), sent.index), (sent, record));
+                    return;
+                }
+                Err(code) => self.fail(sent, code),
+            }
+        }
+    }
+
+    fn settle(&mut self, slot: usize, delivered: Delivered) {
+        let sent = self.in_flight.remove(slot);
+        match delivered {
+            Delivered::Acked { partition, offset } => {
+                self.report.acked += 1;
+                let e = self.offsets.entry((sent.topic, partition)).or_insert((offset, offset));
                 e.0 = e.0.min(offset);
                 e.1 = e.1.max(offset);
-                progress((report.acked + report.failed) as u64);
+                self.progressed();
             }
-            Err(code) if is_retriable(code) && attempt < options.retries => {
-                let backoff = Duration::from_millis(200 * 2u64.pow(attempt)).min(Duration::from_secs(5));
-                retry_queue.push((Instant::now() + backoff, index, attempt + 1));
-                report.retries += 1;
+            Delivered::Failed(code, record) if is_retriable(code) && sent.attempt < self.options.retries => {
+                let backoff = Duration::from_millis(200 * 2u64.pow(sent.attempt)).min(Duration::from_secs(5));
+                let again = Sent { attempt: sent.attempt + 1, ..sent };
+                self.waiting.insert((Instant::now() + backoff, sent.index), (again, record));
+                self.report.retries += 1;
             }
-            Err(code) => {
-                report.failed += 1;
-                report.failures.push(Failed {
-                    index,
-                    error: explain(code),
-                    retriable: is_retriable(code),
-                    attempts: attempt + 1,
-                });
-                progress((report.acked + report.failed) as u64);
-            }
+            Delivered::Failed(code, _) => self.fail(sent, code),
         }
-    };
+    }
 
-    for (index, record) in records.iter().enumerate() {
-        if let Some(rate) = options.rate {
-            // Wait for this record's turn, settling deliveries meanwhile.
-            let due = started + Duration::from_secs_f64(index as f64 / rate);
-            loop {
-                tokio::select! {
-                    biased;
-                    Some(outcome) = pending.next(), if !pending.is_empty() => settle(&mut report, &mut retry_queue, outcome),
-                    _ = tokio::time::sleep_until(due.into()) => break,
-                }
-            }
-        }
-        // Settle whatever is already delivered, without waiting (keeps progress live).
-        while let Some(Some(outcome)) = pending.next().now_or_never() {
-            settle(&mut report, &mut retry_queue, outcome);
-        }
-        loop {
-            match enqueue(&producer, record) {
-                Ok(delivery) => {
-                    watch(&pending, index, 0, delivery);
-                    break;
-                }
-                // librdkafka's queue is full: wait for a delivery to make room.
-                Err(RDKafkaErrorCode::QueueFull) => match pending.next().await {
-                    Some(outcome) => settle(&mut report, &mut retry_queue, outcome),
-                    None => tokio::time::sleep(Duration::from_millis(5)).await,
-                },
-                Err(code) => {
-                    settle(&mut report, &mut retry_queue, (index, options.retries, Err(code)));
-                    break;
-                }
-            }
-        }
+    fn fail(&mut self, sent: Sent, code: RDKafkaErrorCode) {
+        self.report.failed += 1;
+        self.report.failures.push(Failed {
+            index: sent.index,
+            error: explain(code),
+            retriable: is_retriable(code),
+            attempts: sent.attempt + 1,
+        });
+        self.progressed();
     }
-    // Drain deliveries and re-send retriable failures after their backoff.
-    loop {
-        retry_queue.sort_by_key(|r| r.0);
-        while retry_queue.first().is_some_and(|r| r.0 <= Instant::now()) {
-            let (_, index, attempt) = retry_queue.remove(0);
-            match enqueue(&producer, &records[index]) {
-                Ok(delivery) => watch(&pending, index, attempt, delivery),
-                Err(code) => settle(&mut report, &mut retry_queue, (index, options.retries, Err(code))),
-            }
-        }
-        let next_retry = retry_queue.first().map(|r| r.0);
-        if pending.is_empty() && next_retry.is_none() {
-            break;
-        }
-        let wake = next_retry.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            Some(outcome) = pending.next() => settle(&mut report, &mut retry_queue, outcome),
-            _ = tokio::time::sleep_until(wake.into()) => {}
-        }
+
+    fn progressed(&self) {
+        (self.progress)((self.report.acked + self.report.failed) as u64);
     }
-    let _ = producer.flush(Duration::from_secs(5));
-    report.failures.sort_by_key(|f| f.index);
-    let elapsed = started.elapsed();
-    report.elapsed_ms = elapsed.as_millis() as u64;
-    report.per_second = report.acked as f64 / elapsed.as_secs_f64().max(1e-9);
-    Ok(report)
+
+    fn finish(mut self) -> Report {
+        let _ = self.producer.flush(Duration::from_secs(5));
+        let mut report = std::mem::take(&mut self.report);
+        report.offsets = self
+            .offsets
+            .iter()
+            .map(|((topic, partition), range)| (format!("{}/{partition}", self.topics.0[*topic as usize]), *range))
+            .collect();
+        report.failures.sort_by_key(|f| f.index);
+        let elapsed = self.started.elapsed();
+        report.elapsed_ms = elapsed.as_millis() as u64;
+        report.per_second = report.acked as f64 / elapsed.as_secs_f64().max(1e-9);
+        report
+    }
 }
 
 /// Enqueues every record, then awaits every delivery (no re-sends): for small
