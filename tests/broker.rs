@@ -92,20 +92,26 @@ async fn valid_events_are_accepted_and_malformed_ones_rejected_with_invalid_reco
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, part, Offset::Beginning).unwrap();
     c.assign(&tpl).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let msg = loop {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             break m.detach();
         }
+        assert!(std::time::Instant::now() < deadline, "the stored event was never delivered");
     };
     let t = Transcoder::new(Schemas::builtin().message(EVENT_TYPE).unwrap(), JsonOptions::default());
     assert_eq!(t.to_value(&t.decode(msg.payload().unwrap(), 0).unwrap())["eventId"], "evt-0001-created");
 }
 
-/// tansu 0.6.0 as it is: a fetch from inside a batch skips the batch's rest,
-/// and ListOffsets(latest) is not the record count. If this test ever fails,
-/// tansu fixed the bugs and `broker::storage` can go.
+/// tansu 0.6.0 as it is: a fetch from inside a batch skips the batch's rest.
+/// If this test ever fails, tansu fixed the bug and that part of
+/// `broker::storage` can go. (Its other bug, ListOffsets(latest) picking the
+/// batch with the newest modification time, shows only when two batches are
+/// written in the same instant: that cannot be staged on demand, so it is not
+/// asserted here; `latest_offset_equals_the_record_count_after_every_produce`
+/// guards the corrected storage.)
 #[tokio::test(flavor = "multi_thread")]
-async fn raw_tansu_storage_has_both_bugs() {
+async fn raw_tansu_storage_skips_the_rest_of_a_batch() {
     let b = raw_broker();
     let topic = unique("raw");
     create_topic(b, &topic, 1).await;
@@ -113,8 +119,6 @@ async fn raw_tansu_storage_has_both_bugs() {
     let c = consumer(b);
     let seen = read_from(&c, &topic, 5, 30);
     assert_eq!(seen.first(), Some(&10), "raw storage starts at the next batch, losing offsets 5..10");
-    let (_, high) = c.fetch_watermarks(&topic, 0, TIMEOUT).unwrap();
-    assert_ne!(high, 30, "raw storage's latest offset is not the record count");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -520,37 +520,46 @@ async fn a_reset_is_refused_while_the_group_has_members() {
 }
 
 /// Ctrl-C: the record in hand is finished, its offset committed, and the
-/// consumer leaves; a restart in the same group goes on from there.
+/// consumer leaves; a restart in the same group goes on from there. The
+/// interrupt comes mid-stream (a slow handler, three records in), so what is
+/// committed is the final commit's work, not auto-commit's.
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_commits_what_was_processed_and_leaves() {
     let name = topic(1).await;
-    ok(&["produce", "customer-created", "--count", "10", "--topic", &name]);
+    ok(&["produce", "customer-created", "--count", "20", "--topic", &name]);
     let group = unique("interrupted");
-    let mut member = follow(&name, &group);
+    let mut member = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
+        .args(["consume", "--topic", &name, "--group", &group, "--type", EVENT, "--follow", "--format", "human"])
+        .args(["--handler-delay", "300ms", "--no-dlq", "--brokers", &broker().bootstrap])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Human lines are flushed one by one: read three, then interrupt.
     let stdout = member.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let first: Vec<String> = lines.by_ref().take(10).map(Result::unwrap).collect();
-        (first, lines.count())
-    });
-    // All ten printed (flushed when the consumer went idle): interrupt it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !reader.is_finished() && std::time::Instant::now() < deadline {
-        let out = run(&["group", "describe", &group, "--format", "json"]);
-        let d: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if d["partitions"][0]["committed"] == 10 {
-            break;
+        let mut printed = 0;
+        for _ in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            printed += 1;
+            let _ = tx.send(printed);
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        printed
+    });
+    while rx.recv_timeout(Duration::from_secs(120)).expect("the consumer prints records") < 3 {}
     // SAFETY: signalling the child process this test started.
     unsafe { libc::kill(member.id() as libc::pid_t, libc::SIGINT) };
     let status = wait_or_kill(&mut member, Duration::from_secs(120));
     assert!(status.success(), "Ctrl-C is a clean exit: {status}");
-    let (first, _) = reader.join().unwrap();
-    assert_eq!(first.len(), 10);
+    let printed = reader.join().unwrap();
+    assert!((3..20).contains(&printed), "interrupted mid-stream: {printed} of 20 processed");
     let d: Value = serde_json::from_slice(&ok(&["group", "describe", &group, "--format", "json"]).stdout).unwrap();
-    assert_eq!(d["partitions"][0]["committed"], 10);
+    assert_eq!(d["partitions"][0]["committed"], printed, "every processed record committed, nothing more: {d}");
     assert_eq!(d["members"].as_array().map(Vec::len), Some(0), "it left the group: {d}");
+    // A restart goes on where the interrupted one stopped.
+    let rest = consume_all(&name, &group, EVENT);
+    assert_eq!(rest.first().map(|r| r["offset"].as_i64().unwrap()), Some(printed as i64));
+    assert_eq!(rest.len(), 20 - printed);
 }

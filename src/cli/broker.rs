@@ -256,9 +256,12 @@ async fn logs(paths: &Paths, follow: bool, lines: usize) -> Outcome {
     println!("{}", process::log_tail(&log, lines));
     if follow {
         let mut seen = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        // One listener for the whole loop, so a Ctrl-C between two polls is not missed.
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| BrokerError::Io { what: "listening for Ctrl-C".into(), reason: e.to_string() })?;
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+                _ = interrupt.recv() => return Ok(exit::OK),
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
             let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);

@@ -554,6 +554,10 @@ pub async fn consume(
         None => None,
     };
 
+    // Listening from here on: a Ctrl-C that comes while a record is being
+    // handled is kept, and the loop stops after that record.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| KafkaError::request("listening for Ctrl-C", e))?;
     let mut summary = Summary::default();
     let mut seen_generation = 0;
     loop {
@@ -580,7 +584,7 @@ pub async fn consume(
         }
         let message = tokio::select! {
             m = consumer.recv() => m,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             // Wake now and then to notice a partition that is already at its end.
             _ = tokio::time::sleep(Duration::from_millis(200)) => {
                 refresh_positions(&consumer, &state);
