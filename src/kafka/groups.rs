@@ -238,19 +238,7 @@ pub async fn reset(
         for (t, p, from, low, high) in wanted {
             let target = match to {
                 ResetTo::Offset(o) => o.clamp(low, high),
-                ResetTo::At(StartAt::Start) => low,
-                ResetTo::At(StartAt::End) => high,
-                ResetTo::At(StartAt::Committed) => from.unwrap_or(low),
-                ResetTo::At(StartAt::Last(n)) => (high - n).max(low),
-                ResetTo::At(StartAt::Time(ms)) => {
-                    let mut q = TopicPartitionList::new();
-                    let _ = q.add_partition_offset(&t, p, Offset::Offset(ms));
-                    c.offsets_for_times(q, REQUEST_TIMEOUT)
-                        .ok()
-                        .and_then(|r| r.elements().first().and_then(|e| e.offset().to_raw()))
-                        .filter(|o| *o >= 0)
-                        .unwrap_or(high)
-                }
+                ResetTo::At(start) => start.offset(&c, (&t, p), (low, high), from)?,
             };
             plan.push(Reset { topic: t, partition: p, from, to: target });
         }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod consumer;
 pub mod groups;
 pub mod history;
+pub mod offsets;
 pub mod producer;
 pub mod records;
 pub mod scratch;
