@@ -196,3 +196,28 @@ async fn an_outage_refuses_connections_and_keeps_the_data() {
     let p = producer(b);
     p.flush(TIMEOUT).unwrap();
 }
+
+/// A private door advertises itself in metadata (so its clients stay behind
+/// it), and its outage leaves everyone else's connections alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_door_advertises_itself_and_its_outage_is_its_own() {
+    let b = broker();
+    let target = b.bootstrap.parse().unwrap();
+    let door = chinook::broker::frontdoor::FrontDoor::start_private(target).await.unwrap();
+    let through_door = chinook::kafka::Connection::new(door.addr().to_string());
+    let c: BaseConsumer = through_door.client_config().create().unwrap();
+    let metadata = tokio::task::spawn_blocking(move || {
+        c.fetch_metadata(None, TIMEOUT)
+            .map(|m| m.brokers().iter().map(|b| (b.host().to_string(), b.port())).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(metadata, vec![(door.addr().ip().to_string(), i32::from(door.addr().port()))]);
+    door.outage(Duration::from_secs(30)).await;
+    assert!(tokio::net::TcpStream::connect(door.addr()).await.is_err(), "the door is down");
+    let direct: BaseConsumer = connection(b).client_config().create().unwrap();
+    let answered = tokio::task::spawn_blocking(move || direct.fetch_metadata(None, TIMEOUT).is_ok()).await.unwrap();
+    assert!(answered, "the broker itself still answers everyone else");
+    door.restore().await;
+}

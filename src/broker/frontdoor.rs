@@ -6,6 +6,11 @@
 //! - an *outage* closes every client connection and refuses new ones (the
 //!   listening socket is closed) until it ends;
 //! - *latency* delays every chunk the broker sends back.
+//!
+//! A *private* door ([`FrontDoor::start_private`]) sits in front of a broker
+//! that advertises another address: it rewrites the broker list of every
+//! Metadata response to its own address, so its clients stay behind it (and
+//! an outage there touches nobody else). Lab checks stage their outages so.
 
 use std::{
     net::SocketAddr,
@@ -32,6 +37,8 @@ pub struct FrontDoor {
 struct Shared {
     addr: SocketAddr,
     target: SocketAddr,
+    /// Rewrite Metadata responses to advertise `addr` (a private door).
+    advertise: bool,
     latency_ms: AtomicU64,
     down_until: Mutex<Option<Instant>>,
     /// Bumped on every outage: relays watching it close their connections.
@@ -56,10 +63,21 @@ pub struct DoorState {
 impl FrontDoor {
     /// Starts relaying `listener`'s connections to `target`.
     pub fn start(listener: TcpListener, target: SocketAddr) -> std::io::Result<Self> {
+        Self::open(listener, target, false)
+    }
+
+    /// Starts a private door to `target` (a single-node broker) on a free
+    /// loopback port: clients that bootstrap here are told the broker is here.
+    pub async fn start_private(target: SocketAddr) -> std::io::Result<Self> {
+        Self::open(TcpListener::bind("127.0.0.1:0").await?, target, true)
+    }
+
+    fn open(listener: TcpListener, target: SocketAddr, advertise: bool) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             addr,
             target,
+            advertise,
             latency_ms: AtomicU64::new(0),
             down_until: Mutex::new(None),
             epoch: watch::channel(0).0,
@@ -88,6 +106,11 @@ impl FrontDoor {
     pub async fn restore(&self) {
         *self.shared.down_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.shared.changed.notify_one();
+        self.wait_up().await;
+    }
+
+    /// Returns once the port accepts connections (at once when up).
+    pub async fn wait_up(&self) {
         let _ = self.shared.listening.subscribe().wait_for(|open| *open).await;
     }
 
@@ -143,7 +166,11 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             accepted = current.accept() => {
                 if let Ok((client, _)) = accepted {
                     shared.connections.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(relay(shared.clone(), client));
+                    if shared.advertise {
+                        tokio::spawn(advertise::relay(shared.clone(), client));
+                    } else {
+                        tokio::spawn(relay(shared.clone(), client));
+                    }
                 }
                 listener = Some(current);
             }
@@ -194,5 +221,92 @@ async fn relay(shared: Arc<Shared>, client: TcpStream) {
         _ = upstream => {}
         _ = downstream => {}
         _ = epoch.changed() => {}
+    }
+}
+
+/// The private door's relay: Kafka frames read whole in both directions, and
+/// the broker list of Metadata responses rewritten to the door's address.
+mod advertise {
+    use std::{collections::HashMap, sync::Arc};
+
+    use tansu_sans_io::{Body, Frame};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+    use super::{Shared, TcpStream};
+
+    const METADATA: i16 = 3;
+
+    /// One frame, its 4-byte size prefix included.
+    async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+        let mut size = [0u8; 4];
+        from.read_exact(&mut size).await?;
+        let len = usize::try_from(i32::from_be_bytes(size)).map_err(std::io::Error::other)?;
+        let mut frame = vec![0u8; 4 + len];
+        frame[..4].copy_from_slice(&size);
+        from.read_exact(&mut frame[4..]).await?;
+        Ok(frame)
+    }
+
+    fn be_i16(b: &[u8]) -> i16 {
+        i16::from_be_bytes([b[0], b[1]])
+    }
+
+    fn be_i32(b: &[u8]) -> i32 {
+        i32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    /// The Metadata response `frame` (of `version`) with every broker at `door`.
+    fn rewrite(frame: &[u8], version: i16, door: std::net::SocketAddr) -> Option<Vec<u8>> {
+        let Frame { header, body, .. } = Frame::response_from_bytes(frame, METADATA, version).ok()?;
+        let Body::MetadataResponse(mut metadata) = body else {
+            return None;
+        };
+        for broker in metadata.brokers.iter_mut().flatten() {
+            broker.host = door.ip().to_string();
+            broker.port = i32::from(door.port());
+        }
+        Frame::response(header, Body::MetadataResponse(metadata), METADATA, version).ok().map(|b| b.to_vec())
+    }
+
+    pub(super) async fn relay(shared: Arc<Shared>, client: TcpStream) {
+        let Ok(broker) = TcpStream::connect(shared.target).await else {
+            return;
+        };
+        let _ = client.set_nodelay(true);
+        let _ = broker.set_nodelay(true);
+        let mut epoch = shared.epoch.subscribe();
+        let (mut client_rx, mut client_tx) = client.into_split();
+        let (mut broker_rx, mut broker_tx) = broker.into_split();
+        // Correlation id → version of the Metadata requests in flight.
+        let pending = std::sync::Mutex::new(HashMap::<i32, i16>::new());
+        let upstream = async {
+            while let Ok(frame) = read_frame(&mut client_rx).await {
+                // After the size: api key, api version, correlation id.
+                if frame.len() >= 12 && be_i16(&frame[4..]) == METADATA {
+                    pending.lock().unwrap_or_else(|p| p.into_inner()).insert(be_i32(&frame[8..]), be_i16(&frame[6..]));
+                }
+                if broker_tx.write_all(&frame).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let downstream = async {
+            while let Ok(mut frame) = read_frame(&mut broker_rx).await {
+                let version = (frame.len() >= 8)
+                    .then(|| pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&be_i32(&frame[4..])))
+                    .flatten();
+                if let Some(rewritten) = version.and_then(|v| rewrite(&frame, v, shared.addr)) {
+                    frame = rewritten;
+                }
+                if client_tx.write_all(&frame).await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            _ = upstream => {}
+            _ = downstream => {}
+            _ = epoch.changed() => {}
+        }
     }
 }

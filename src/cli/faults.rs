@@ -160,7 +160,8 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
                     after.unwrap_or(count / 3),
                     humantime::format_duration(down_for)
                 ));
-                let scenario = BrokerDown { count, after: after.unwrap_or(count / 3), down_for, rate, hard };
+                let scenario =
+                    BrokerDown { count, after: after.unwrap_or(count / 3), down_for, rate, hard, private_door: false };
                 Ok(Some(scenario.run(&env).await?))
             }
             BreakCommand::Duplicates { count, delay } => {

@@ -2,6 +2,10 @@
 //! front door closes every connection and refuses new ones), then comes back;
 //! afterwards the topic is read back to prove every acknowledged event is there
 //! exactly once. `--hard` stops and restarts the broker process instead.
+//!
+//! The outage happens on the managed broker's front door (everyone connected
+//! sees it), or, for lab checks, on a private door of the scenario's own in
+//! front of any single-node broker (nobody else is disturbed).
 
 use std::{
     collections::HashMap,
@@ -11,7 +15,7 @@ use std::{
 
 use super::{Env, FaultError, Report, Scratch, Verdict};
 use crate::{
-    broker::{control, process},
+    broker::{control, frontdoor::FrontDoor, process},
     events,
     kafka::{
         consumer,
@@ -29,12 +33,41 @@ pub struct BrokerDown {
     pub rate: f64,
     /// Stop and restart the broker process (memory storage loses everything).
     pub hard: bool,
+    /// Stage the outage on a private door instead of the managed broker's own.
+    pub private_door: bool,
+}
+
+/// The door the outage is staged on.
+enum Stage {
+    Managed(crate::broker::State),
+    Private(FrontDoor),
+}
+
+/// A private door in front of the first bootstrap address of `env`.
+async fn private_door(env: &Env) -> Result<FrontDoor, FaultError> {
+    let first = env.conn.brokers.split(',').next().unwrap_or_default().trim().to_string();
+    let unreachable = |reason: String| crate::kafka::KafkaError::Unreachable { brokers: first.clone(), reason };
+    let target = tokio::net::lookup_host(first.as_str())
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .next()
+        .ok_or_else(|| unreachable("no address".into()))?;
+    Ok(FrontDoor::start_private(target).await.map_err(|e| unreachable(e.to_string()))?)
 }
 
 impl BrokerDown {
     pub async fn run(&self, env: &Env) -> Result<Report, FaultError> {
         let paths = &env.paths;
-        let state = env.managed.clone().ok_or(FaultError::NeedsManagedBroker { scenario: "broker-down" })?;
+        let stage = match (&env.managed, self.private_door && !self.hard) {
+            (_, true) => Stage::Private(private_door(env).await?),
+            (Some(state), false) => Stage::Managed(state.clone()),
+            (None, false) => return Err(FaultError::NeedsManagedBroker { scenario: "broker-down" }),
+        };
+        // The producer goes through the door the outage is staged on.
+        let conn = match &stage {
+            Stage::Private(door) => crate::kafka::Connection { brokers: door.addr().to_string(), ..env.conn.clone() },
+            Stage::Managed(_) => env.conn.clone(),
+        };
         let scratch = Scratch::create(&env.conn, "break.down", &[("", 3)]).await?;
         let topic = scratch.names[0].clone();
         let mut ids = Vec::with_capacity(self.count);
@@ -62,31 +95,17 @@ impl BrokerDown {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let at = done.load(Ordering::Relaxed);
-            if self.hard {
-                process::stop(paths).await?;
-                tokio::time::sleep(self.down_for).await;
-                let restart = process::Options {
-                    engine: state.engine,
-                    host: state.bootstrap.ip(),
-                    port: state.bootstrap.port(),
-                    schemas: state.schema_enforcement,
-                };
-                process::start_detached(&restart, paths).await?;
-            } else {
-                control::request(state.control, &control::Request::Outage { millis: self.down_for.as_millis() as u64 })
-                    .await?;
-                // Back up before anything else happens (a poll on the broker's own state).
-                while let control::Reply::Status { door, .. } =
-                    control::request(state.control, &control::Request::Status).await?
-                    && door.outage_left_ms > 0
-                {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+            match &stage {
+                Stage::Private(door) => {
+                    door.outage(self.down_for).await;
+                    door.wait_up().await;
                 }
+                Stage::Managed(state) => self.on_managed(state, paths).await?,
             }
             Ok::<u64, FaultError>(at)
         };
         let publish = async {
-            let report = producer::produce(&env.conn, &options, records, |n| done.store(n, Ordering::Relaxed)).await;
+            let report = producer::produce(&conn, &options, records, |n| done.store(n, Ordering::Relaxed)).await;
             finished.store(true, Ordering::Relaxed);
             report
         };
@@ -141,6 +160,35 @@ impl BrokerDown {
         }
         report.fix = "Let the client retry (librdkafka does, within message.timeout.ms), keep enable.idempotence=true and acks=all, and only treat a record as sent when its delivery report says so. Try `--hard` to see what retries cannot fix.".into();
         Ok(report)
+    }
+}
+
+impl BrokerDown {
+    /// Takes the managed broker down: its front door (an outage through the
+    /// control endpoint, waited out), or with `hard` the process itself.
+    async fn on_managed(&self, state: &crate::broker::State, paths: &crate::broker::Paths) -> Result<(), FaultError> {
+        if self.hard {
+            process::stop(paths).await?;
+            tokio::time::sleep(self.down_for).await;
+            let restart = process::Options {
+                engine: state.engine,
+                host: state.bootstrap.ip(),
+                port: state.bootstrap.port(),
+                schemas: state.schema_enforcement,
+            };
+            process::start_detached(&restart, paths).await?;
+        } else {
+            control::request(state.control, &control::Request::Outage { millis: self.down_for.as_millis() as u64 })
+                .await?;
+            // Back up before anything else happens (a poll on the broker's own state).
+            while let control::Reply::Status { door, .. } =
+                control::request(state.control, &control::Request::Status).await?
+                && door.outage_left_ms > 0
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
     }
 }
 
