@@ -91,7 +91,7 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         attempts: args.attempts,
         handler_delay: args.handler_delay,
         standalone: false,
-        deadline: None,
+        stop: None,
     };
     let decoders = Decoders::lab(args.type_name.as_deref())?;
     // Buffered: one write per batch of lines, flushed whenever the consumer goes idle.

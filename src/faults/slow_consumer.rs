@@ -32,11 +32,12 @@ impl SlowConsumer {
         let records: Vec<OutRecord> =
             (0..count as i64).map(|id| OutRecord::event(&topic, &events::created(id))).collect();
         let produce_options = ProduceOptions { rate: Some(self.rate), ..Default::default() };
-        // The consumer handles what it can while the producer publishes, and stops then.
+        // The consumer handles what it can while the producer publishes, and stops when it is done.
+        let published = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let consume_options = ConsumeOptions {
             start: StartAt::Start,
             max: Some(count as u64),
-            deadline: Some(tokio::time::Instant::now() + self.duration),
+            stop: Some(published.clone()),
             handler_delay: self.handler_delay,
             ..ConsumeOptions::new(group.clone(), vec![topic.clone()])
         };
@@ -56,7 +57,11 @@ impl SlowConsumer {
         };
         let work = async {
             let (produced, consumed) = tokio::join!(
-                producer::produce(&env.conn, &produce_options, records, |_| {}),
+                async {
+                    let produced = producer::produce(&env.conn, &produce_options, records, |_| {}).await;
+                    published.store(true, std::sync::atomic::Ordering::Relaxed);
+                    produced
+                },
                 consumer::consume(&env.conn, &consume_options, &decoders, |_| {})
             );
             done.store(true, std::sync::atomic::Ordering::Relaxed);

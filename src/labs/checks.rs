@@ -4,7 +4,10 @@
 
 use std::{
     collections::BTreeSet,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -144,95 +147,100 @@ async fn group_parallel(env: &Env) -> Checked {
     };
     let (each_one, all_once, detail) = result?;
     let expected = format!(
-        "3 members with one partition each, every event once{}",
+        "3 members with one partition each; every event processed and committed{}",
         env.group.as_ref().map(|g| format!("; group {g} committed up to the end")).unwrap_or_default()
     );
     Ok(verdict(each_one && all_once && own_ok, expected, format!("{detail}{own_text}")))
 }
 
-/// Three in-process members of one group on `topic`: (one partition each, every record once, description).
+/// Three in-process members of one group on `topic`, then 60 events across
+/// its partitions: (the group settled with one partition each; every event
+/// processed and committed to the end; what was seen).
 async fn three_members(env: &Env, topic: &str) -> Result<(bool, bool, String), KafkaError> {
     const PER_PARTITION: i64 = 20;
+    const TOTAL: usize = 3 * PER_PARTITION as usize;
     let group = events::new_id("chinook-check-group");
     let assigned: Arc<Mutex<[Vec<String>; 3]>> = Arc::default();
+    let seen: Arc<Mutex<Vec<(i32, i64)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
     let decoders = Arc::new(Decoders::new(Default::default(), None));
     let mut members = Vec::new();
     for i in 0..3 {
-        let (conn, assigned, decoders) = (env.conn.clone(), assigned.clone(), decoders.clone());
+        let (conn, assigned, seen, decoders) = (env.conn.clone(), assigned.clone(), seen.clone(), decoders.clone());
         let options = ConsumeOptions {
             start: StartAt::Start,
-            max: Some(PER_PARTITION as u64),
+            stop: Some(stop.clone()),
             ..ConsumeOptions::new(group.clone(), vec![topic.to_string()])
         };
         members.push(tokio::spawn(async move {
-            let mut seen = Vec::new();
             consumer::consume(&conn, &options, &decoders, |event| match event {
                 Event::Assigned(parts) => assigned.lock().unwrap_or_else(|p| p.into_inner())[i] = parts,
-                Event::Record(r, _) => {
-                    seen.push((rdkafka::Message::partition(r.message), rdkafka::Message::offset(r.message)))
-                }
+                Event::Record(r, _) => seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((rdkafka::Message::partition(r.message), rdkafka::Message::offset(r.message))),
                 Event::Idle | Event::JoinedRunningGroup(_) => {}
             })
             .await
-            .map(|_| seen)
         }));
     }
     // Produce only once the group has settled: one partition per member.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    let settled = loop {
         let settled = {
             let a = assigned.lock().unwrap_or_else(|p| p.into_inner());
             a.iter().all(|p| p.len() == 1) && a.iter().collect::<BTreeSet<_>>().len() == 3
         };
-        if settled {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            members.iter().for_each(tokio::task::JoinHandle::abort);
-            return Ok((
-                false,
-                false,
-                format!("the group did not settle in 60 s: {:?}", assigned.lock().unwrap_or_else(|p| p.into_inner())),
-            ));
+        if settled || std::time::Instant::now() > deadline {
+            break settled;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let records: Vec<OutRecord> = (0..3 * PER_PARTITION)
-        .map(|i| OutRecord {
-            topic: topic.to_string(),
-            partition: Some((i % 3) as i32),
-            value: b"check".to_vec(),
-            ..Default::default()
-        })
-        .collect();
-    producer::produce(&env.conn, &ProduceOptions::default(), records, |_| {}).await?;
-    let mut all = BTreeSet::new();
-    let mut each_one = true;
-    let mut duplicates = 0;
-    let aborts: Vec<_> = members.iter().map(tokio::task::JoinHandle::abort_handle).collect();
-    for m in members {
-        // A member waits for its share; a rebalance mid-way could leave it waiting forever.
-        let Ok(joined) = tokio::time::timeout(Duration::from_secs(60), m).await else {
-            aborts.iter().for_each(tokio::task::AbortHandle::abort);
-            return Ok((false, false, "a member did not receive its share of the events within 60 s".into()));
-        };
-        let seen = joined.map_err(|e| KafkaError::request("a check consumer", e))??;
-        each_one &= seen.iter().map(|(p, _)| *p).collect::<BTreeSet<_>>().len() == 1;
-        for s in seen {
-            duplicates += usize::from(!all.insert(s));
+    };
+    let mut committed_all = false;
+    if settled {
+        let records: Vec<OutRecord> = (0..TOTAL as i64)
+            .map(|i| OutRecord {
+                topic: topic.to_string(),
+                partition: Some((i % 3) as i32),
+                value: b"check".to_vec(),
+                ..Default::default()
+            })
+            .collect();
+        producer::produce(&env.conn, &ProduceOptions::default(), records, |_| {}).await?;
+        // Done when every event was processed and the group's commits reached the end of every partition.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let processed = seen.lock().unwrap_or_else(|p| p.into_inner()).iter().collect::<BTreeSet<_>>().len();
+            let d = crate::kafka::groups::describe(&env.conn, &group).await?;
+            committed_all = d.partitions.len() == 3 && d.partitions.iter().all(|p| p.committed == Some(p.high));
+            if (processed == TOTAL && committed_all) || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-    let all_once = all.len() == 3 * PER_PARTITION as usize && duplicates == 0;
-    Ok((
-        each_one,
-        all_once,
+    stop.store(true, Ordering::Relaxed);
+    for m in members {
+        match tokio::time::timeout(Duration::from_secs(30), m).await {
+            Ok(joined) => {
+                joined.map_err(|e| KafkaError::request("a check consumer", e))??;
+            }
+            Err(_) => return Err(KafkaError::request("stopping a check consumer", "it did not stop within 30 s")),
+        }
+    }
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let processed = seen.iter().collect::<BTreeSet<_>>().len();
+    let again = seen.len() - processed;
+    let detail = if settled {
         format!(
-            "3 members, {} partition(s) each; {} of {} events seen, {duplicates} twice",
-            if each_one { "one" } else { "not one" },
-            all.len(),
-            3 * PER_PARTITION
-        ),
-    ))
+            "3 members joined, one partition each; {processed} of {TOTAL} events processed{}; {}",
+            if again > 0 { format!(" ({again} again after a rebalance)") } else { String::new() },
+            if committed_all { "committed to the end of every partition" } else { "commits short of the end" }
+        )
+    } else {
+        format!("the group did not settle in 60 s: {:?}", assigned.lock().unwrap_or_else(|p| p.into_inner()))
+    };
+    Ok((settled, processed == TOTAL && committed_all, detail))
 }
 
 async fn retries_outage(env: &Env) -> Checked {

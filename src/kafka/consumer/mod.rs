@@ -16,7 +16,10 @@ mod processing;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -53,8 +56,8 @@ pub struct ConsumeOptions {
     /// Read every partition directly, without joining the group or committing
     /// (for read-backs and checks: no rebalance to wait for).
     pub standalone: bool,
-    /// Stop at this moment (what was processed is committed, as at the end).
-    pub deadline: Option<tokio::time::Instant>,
+    /// Stop once this is set (what was processed is committed, as at the end).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl ConsumeOptions {
@@ -72,7 +75,7 @@ impl ConsumeOptions {
             attempts: 1,
             handler_delay: Duration::ZERO,
             standalone: false,
-            deadline: None,
+            stop: None,
         }
     }
 
@@ -216,7 +219,7 @@ pub async fn consume(
         if options.until_end && state.lock().unwrap_or_else(|p| p.into_inner()).at_end() {
             break;
         }
-        if options.deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+        if options.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
             break;
         }
         let message = tokio::select! {
