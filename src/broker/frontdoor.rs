@@ -23,7 +23,10 @@ use std::{
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
     sync::{Notify, watch},
     time::Instant,
 };
@@ -193,15 +196,31 @@ async fn rebind(addr: SocketAddr) -> Option<TcpListener> {
     None
 }
 
-async fn relay(shared: Arc<Shared>, client: TcpStream) {
-    let Ok(broker) = TcpStream::connect(shared.target).await else {
-        return;
-    };
+/// One relayed client: both connections, split, and the outage epoch to watch.
+struct Link {
+    client_rx: OwnedReadHalf,
+    client_tx: OwnedWriteHalf,
+    broker_rx: OwnedReadHalf,
+    broker_tx: OwnedWriteHalf,
+    epoch: watch::Receiver<u64>,
+}
+
+/// Connects `client` to the broker (None when the broker does not answer).
+async fn link(shared: &Shared, client: TcpStream) -> Option<Link> {
+    let broker = TcpStream::connect(shared.target).await.ok()?;
     let _ = client.set_nodelay(true);
     let _ = broker.set_nodelay(true);
-    let mut epoch = shared.epoch.subscribe();
-    let (mut client_rx, mut client_tx) = client.into_split();
-    let (mut broker_rx, mut broker_tx) = broker.into_split();
+    let (client_rx, client_tx) = client.into_split();
+    let (broker_rx, broker_tx) = broker.into_split();
+    Some(Link { client_rx, client_tx, broker_rx, broker_tx, epoch: shared.epoch.subscribe() })
+}
+
+async fn relay(shared: Arc<Shared>, client: TcpStream) {
+    let Some(Link { mut client_rx, mut client_tx, mut broker_rx, mut broker_tx, mut epoch }) =
+        link(&shared, client).await
+    else {
+        return;
+    };
     let upstream = tokio::io::copy(&mut client_rx, &mut broker_tx);
     let downstream = async {
         let mut buf = vec![0u8; 64 * 1024];
@@ -232,7 +251,7 @@ mod advertise {
     use tansu_sans_io::{Body, Frame};
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-    use super::{Shared, TcpStream};
+    use super::{Link, Shared, TcpStream, link};
 
     const METADATA: i16 = 3;
 
@@ -269,14 +288,11 @@ mod advertise {
     }
 
     pub(super) async fn relay(shared: Arc<Shared>, client: TcpStream) {
-        let Ok(broker) = TcpStream::connect(shared.target).await else {
+        let Some(Link { mut client_rx, mut client_tx, mut broker_rx, mut broker_tx, mut epoch }) =
+            link(&shared, client).await
+        else {
             return;
         };
-        let _ = client.set_nodelay(true);
-        let _ = broker.set_nodelay(true);
-        let mut epoch = shared.epoch.subscribe();
-        let (mut client_rx, mut client_tx) = client.into_split();
-        let (mut broker_rx, mut broker_tx) = broker.into_split();
         // Correlation id → version of the Metadata requests in flight.
         let pending = std::sync::Mutex::new(HashMap::<i32, i16>::new());
         let upstream = async {

@@ -185,20 +185,29 @@ fn headers(pairs: &[(String, Vec<u8>)]) -> Option<OwnedHeaders> {
     })
 }
 
+/// `record` (an rdkafka `FutureRecord` or `BaseRecord`: same builder methods,
+/// no shared trait) with the key, partition, timestamp and headers of `r`.
+macro_rules! with_fields {
+    ($record:expr, $r:expr) => {{
+        let (mut record, r): (_, &OutRecord) = ($record, $r);
+        if let Some(k) = &r.key {
+            record = record.key(k);
+        }
+        if let Some(p) = r.partition {
+            record = record.partition(p);
+        }
+        if let Some(ts) = r.timestamp {
+            record = record.timestamp(ts);
+        }
+        if let Some(h) = headers(&r.headers) {
+            record = record.headers(h);
+        }
+        record
+    }};
+}
+
 fn enqueue(producer: &FutureProducer, r: &OutRecord) -> Result<DeliveryFuture, RDKafkaErrorCode> {
-    let mut record = FutureRecord::<[u8], [u8]>::to(&r.topic).payload(&r.value);
-    if let Some(k) = &r.key {
-        record = record.key(k);
-    }
-    if let Some(p) = r.partition {
-        record = record.partition(p);
-    }
-    if let Some(ts) = r.timestamp {
-        record = record.timestamp(ts);
-    }
-    if let Some(h) = headers(&r.headers) {
-        record = record.headers(h);
-    }
+    let record = with_fields!(FutureRecord::<[u8], [u8]>::to(&r.topic).payload(&r.value), r);
     producer.send_result(record).map_err(|(e, _)| e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail))
 }
 
@@ -445,19 +454,7 @@ impl<'a, P: Fn(u64)> Run<'a, P> {
 
     fn enqueue(&mut self, sent: Sent, r: &OutRecord) -> Result<(), RDKafkaErrorCode> {
         let slot = self.in_flight.insert(sent);
-        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(&r.topic, slot).payload(&r.value);
-        if let Some(k) = &r.key {
-            record = record.key(k);
-        }
-        if let Some(p) = r.partition {
-            record = record.partition(p);
-        }
-        if let Some(ts) = r.timestamp {
-            record = record.timestamp(ts);
-        }
-        if let Some(h) = headers(&r.headers) {
-            record = record.headers(h);
-        }
+        let record = with_fields!(BaseRecord::<[u8], [u8], usize>::with_opaque_to(&r.topic, slot).payload(&r.value), r);
         self.producer.producer.send(record).map_err(|(e, _)| {
             self.in_flight.remove(slot);
             e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)
