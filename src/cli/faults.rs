@@ -17,7 +17,7 @@ use crate::{
 pub enum BreakCommand {
     /// The catalogue of failures, with what each teaches.
     List,
-    /// Send malformed protobuf values to customer_events and see which the broker rejects.
+    /// Send malformed protobuf values to a stand-in bound to customer_events' schema; see which are rejected.
     #[command(
         after_help = "Examples:\n  chinook break malformed\n  chinook break malformed --kind empty\n  chinook break malformed --bypass-schema     # land them anyway, then consume with a DLQ"
     )]

@@ -65,7 +65,11 @@ pub enum Command {
     #[command(subcommand)]
     Group(group::GroupCommand),
     /// Deliberate failures on demand: malformed records, broker down, poison, ordering, schema, lag.
-    #[command(subcommand, name = "break")]
+    #[command(
+        subcommand,
+        name = "break",
+        after_help = "Exit code: 0 when the scenario showed what it teaches, 1 when a row is ✘, 130 on Ctrl-C.\nScenarios write only to their own scratch topics (chinook.break.…, chinook.check.…)."
+    )]
     Break(faults::BreakCommand),
     /// Lab walk-throughs, hints and victory-condition checks.
     Lab(labs::LabArgs),
