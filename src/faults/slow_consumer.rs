@@ -8,7 +8,7 @@ use crate::{
     events,
     kafka::{
         consumer::{self, ConsumeOptions, Decoders, StartAt},
-        groups,
+        admin, groups,
         producer::{self, OutRecord, ProduceOptions},
     },
 };
@@ -43,17 +43,15 @@ impl SlowConsumer {
         };
         let decoders = Decoders::lab(Some(crate::codec::EVENT_TYPE)).expect("built-in type");
         let done = std::sync::atomic::AtomicBool::new(false);
+        // The topic is empty before anything is published: the first sample is the lag at the start.
+        let mut samples = vec![lag(env, &group, &topic).await?];
         let sampler = async {
-            let mut samples = Vec::new();
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                if let Ok(d) = groups::describe(&env.conn, &group).await
-                    && !d.partitions.is_empty()
-                {
-                    samples.push(d.total_lag);
+                if let Ok(l) = lag(env, &group, &topic).await {
+                    samples.push(l);
                 }
             }
-            samples
         };
         let work = async {
             let (produced, consumed) = tokio::join!(
@@ -67,9 +65,10 @@ impl SlowConsumer {
             done.store(true, std::sync::atomic::Ordering::Relaxed);
             (produced, consumed)
         };
-        let ((produced, consumed), samples) = tokio::join!(work, sampler);
+        let ((produced, consumed), ()) = tokio::join!(work, sampler);
         let (produced, consumed) = (produced?, consumed?);
         let final_lag = groups::describe(&env.conn, &group).await?.total_lag;
+        samples.push(final_lag);
         scratch.remove(&env.conn).await;
 
         let mut report = Report::new("slow-consumer");
@@ -98,8 +97,19 @@ impl SlowConsumer {
     }
 }
 
+/// The group's lag on `topic`: from its commits once it has made some, from
+/// the start of the log before (the consumer starts there).
+async fn lag(env: &Env, group: &str, topic: &str) -> Result<i64, FaultError> {
+    let described = groups::describe(&env.conn, group).await?;
+    if !described.partitions.is_empty() {
+        return Ok(described.total_lag);
+    }
+    let topics = admin::list_topics(&env.conn).await?;
+    Ok(topics.iter().filter(|t| t.name == topic).flat_map(|t| &t.partitions).map(|p| p.high - p.low).sum())
+}
+
 fn lag_story(samples: &[i64]) -> String {
     format!(
-        "The producer published faster than the handler could keep up, so the committed offset fell further behind the high watermark. Lag sampled every half second: {samples:?}. Watch it live with `chinook group describe <group>`."
+        "The producer published faster than the handler could keep up, so the committed offset fell further behind the high watermark. Lag sampled before publishing, every half second while consuming, and at the end: {samples:?}. Watch it live with `chinook group describe <group>`."
     )
 }
