@@ -8,7 +8,7 @@ use common::*;
 use serde_json::Value;
 
 async fn lab_topics() {
-    chinook::kafka::admin::create_topics(&connection(broker()), &chinook::kafka::topics::PLAN, false).await.unwrap();
+    chinook::kafka::admin::create_topics(&connection(broker()), &chinook::labs::topic_plan(), false).await.unwrap();
 }
 
 fn run_break(args: &[&str]) -> Value {

@@ -9,17 +9,42 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
-/// Every lab manifest loads, names only known checks, has hints and text.
+/// Every lab manifest loads and lints clean; the labs' topics are the plan.
 #[test]
 fn every_lab_manifest_is_valid() {
     let labs = chinook::labs::all().unwrap();
     assert!(!labs.is_empty());
     for lab in &labs {
-        assert_eq!(chinook::labs::lint(lab), Vec::<String>::new(), "lab {}", lab.number);
+        assert_eq!(chinook::labs::lint::manifest(lab), Vec::<String>::new(), "lab {}", lab.number);
         assert_eq!(lab.conditions.len(), 5, "Stream Day labs have five victory conditions");
     }
     let lab1 = chinook::labs::find(1).unwrap();
     assert!(lab1.readme.contains("Victory conditions"));
+    let plan: Vec<String> = chinook::labs::topic_plan().into_iter().map(|t| t.name).collect();
+    assert_eq!(plan, ["customer_events", "customer_commands", "customer_events.dlq"]);
+    assert!(lab1.steps.iter().filter(|s| s.journal).count() >= 2, "the deliberate failures offer the journal");
+}
+
+/// A manifest that names an unknown check kind does not parse; one whose
+/// checks name an undeclared topic, or run a program without a contract or a
+/// reference, is caught by the lint.
+#[test]
+fn the_lint_catches_what_a_lab_author_gets_wrong() {
+    let base = std::fs::read_to_string(root().join("labs/01-setup-basics/lab.toml")).unwrap();
+    let unknown = base.replacen("kind = \"group-parallel\"", "kind = \"group-paralel\"", 1);
+    let err = chinook::labs::parse("01-x", &unknown, "text").unwrap_err().to_string();
+    assert!(err.contains("group-paralel"), "{err}");
+    let undeclared = base.replacen("topic = \"customer_events\", members", "topic = \"orders\", members", 1);
+    let lab = chinook::labs::parse("01-x", &undeclared, "text").unwrap();
+    let problems = chinook::labs::lint::manifest(&lab);
+    assert!(problems.iter().any(|p| p.contains("checks topic orders")), "{problems:?}");
+    let start = base.find("\n[reference]\n").unwrap();
+    let end = base[start..].find("[[step]]").unwrap() + start;
+    let no_reference = format!("{}{}", &base[..start], &base[end..]);
+    let lab = chinook::labs::parse("01-x", &no_reference, "").unwrap();
+    let problems = chinook::labs::lint::manifest(&lab);
+    assert!(problems.iter().any(|p| p.contains("no model solution for it")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("README.md is empty")), "{problems:?}");
 }
 
 /// Runs `lab 1 verify --format json`: the exit code and the report.
@@ -36,98 +61,135 @@ fn condition<'a>(v: &'a Value, id: &str) -> &'a Value {
     v["conditions"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()
 }
 
+fn status(v: &Value, id: &str) -> String {
+    condition(v, id)["status"].as_str().unwrap().to_string()
+}
+
+/// The ids of the conditions that did not pass.
+fn not_passed(v: &Value) -> Vec<String> {
+    v["conditions"].as_array().unwrap().iter().filter(|c| c["status"] != "passed").map(|c| c["id"].as_str().unwrap().to_string()).collect()
+}
+
 fn assert_fails(v: &Value, id: &str, observed_part: &str) {
     let c = condition(v, id);
-    assert_eq!(c["passed"], false, "{id} should fail: {c}");
+    assert_eq!(c["status"], "failed", "{id} should fail: {c}");
     assert!(c["observed"].as_str().unwrap().contains(observed_part), "{id}: {c}");
     assert!(!c["hint"].as_str().unwrap().is_empty());
 }
 
+/// With nothing configured, only the set-up is judged: every condition that
+/// needs a program is not attempted and verify exits 1. The reference
+/// solution passes all five, is labelled as such and does not earn the lab.
 #[test]
-fn conditions_1_and_5_fail_without_a_broker_and_pass_with_one() {
+fn nothing_configured_attempts_nothing_and_the_reference_passes() {
     let s = Workdir::new();
-    let (code, v) = verify(&s, &[]);
+    let (code, v) = verify(&s, &["--reference"]);
     assert_eq!(code, 1);
     assert_fails(&v, "broker", "no Kafka broker answers");
-    assert_fails(&v, "routing", "no Kafka broker answers");
     s.start(&[]);
     s.ok(&["topics", "create"]);
     let (code, v) = verify(&s, &[]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(status(&v, "broker"), "passed");
+    for id in ["schema", "parallel", "retries", "routing"] {
+        assert_eq!(status(&v, id), "not_attempted", "{v}");
+        assert!(condition(&v, id)["hint"].as_str().unwrap().contains("chinook lab init"), "{v}");
+    }
+    let (code, v) = verify(&s, &["--reference"]);
     assert_eq!(code, 0, "{v}");
-    assert_eq!(v["passed"], true);
-    assert!(v["elapsed_ms"].as_u64().unwrap() > 0);
+    assert_eq!(v["programs"], "reference");
+    assert!(v["conditions"].as_array().unwrap().iter().all(|c| c["elapsed_ms"].is_u64()));
+    let listed = String::from_utf8(s.ok(&["lab", "list"]).stdout).unwrap();
+    assert!(!listed.contains("done"), "the reference does not earn the lab: {listed}");
+    // The lint, live: the same two facts for every lab.
+    s.ok(&["lab", "lint", "--live"]);
 }
 
 #[test]
 fn condition_2_fails_with_missing_or_wrong_topics_and_without_enforcement() {
     let s = Workdir::new();
     s.start(&[]);
-    let (_, v) = verify(&s, &[]);
+    let (_, v) = verify(&s, &["--reference"]);
     assert_fails(&v, "schema", "customer_events (missing)");
     s.ok(&["topics", "create", "customer_events", "--partitions", "1"]);
     s.ok(&["topics", "create", "customer_commands", "--partitions", "1"]);
     s.ok(&["topics", "create", "customer_events.dlq", "--partitions", "1"]);
-    let (_, v) = verify(&s, &[]);
+    let (_, v) = verify(&s, &["--reference"]);
     assert_fails(&v, "schema", "customer_events (1)");
     // Repair the topics, but run the broker without enforcement.
     s.ok(&["broker", "stop"]);
     s.start(&["--no-schemas"]);
     s.ok(&["topics", "create"]);
-    let (code, v) = verify(&s, &[]);
+    let (code, v) = verify(&s, &["--reference"]);
     assert_eq!(code, 1);
-    assert_fails(&v, "schema", "ACCEPTED: no enforcement");
-    // The check wrote to its stand-in topic, never to the student's.
+    assert_fails(&v, "schema", "ACCEPTED: no schema enforcement");
+    // The check wrote to scratch topics, never to the student's.
     let topic: Value =
         serde_json::from_slice(&s.ok(&["topics", "describe", "customer_events", "--format", "json"]).stdout).unwrap();
     let records: i64 = topic["partitions"].as_array().unwrap().iter().map(|p| p["high"].as_i64().unwrap()).sum();
     assert_eq!(records, 0, "customer_events untouched: {topic}");
-    // And with enforcement: condition 2 holds.
-    s.ok(&["broker", "stop"]);
-    s.start(&[]);
-    s.ok(&["topics", "create"]);
-    let (_, v) = verify(&s, &[]);
-    assert_eq!(condition(&v, "schema")["passed"], true, "{v}");
 }
 
-#[test]
-fn condition_3_checks_the_students_own_group() {
+/// The Python student programs in tests/students (confluent-kafka, nothing
+/// of chinook's), run as `sh -c` commands with `bug` switched on.
+fn student(role: &str, bug: &str) -> String {
+    let python = root().join("target/student-venv/bin/python");
+    assert!(python.exists(), "{} is missing: run `bash .ci/students.sh` first", python.display());
+    format!("STUDENT_BUG={bug} {} {}", python.display(), root().join(format!("tests/students/{role}.py")).display())
+}
+
+/// Verifies lab 1 against the student programs with `producer_bug` and
+/// `consumer_bug` (empty: correct) on a fresh broker with the lab's topics.
+fn verify_students(producer_bug: &str, consumer_bug: &str) -> (Workdir, Value) {
     let s = Workdir::new();
     s.start(&[]);
     s.ok(&["topics", "create"]);
-    s.ok(&["produce", "customer-created", "--count", "30"]);
-    let (_, v) = verify(&s, &["--group", "students-own"]);
-    assert_fails(&v, "parallel", "group students-own has committed nothing");
-    // A group that committed one partition of three is not done: the others count as lag.
-    let described = |s: &Workdir| -> Value {
-        serde_json::from_slice(&s.ok(&["group", "describe", "students-own", "--format", "json"]).stdout).unwrap()
-    };
-    let topic =
-        serde_json::from_slice::<Value>(&s.ok(&["topics", "describe", "customer_events", "--format", "json"]).stdout)
-            .unwrap();
-    let high = topic["partitions"][0]["high"].as_i64().unwrap();
-    commit_one(&s.brokers(), "students-own", "customer_events", 0, high);
-    let (_, v) = verify(&s, &["--group", "students-own"]);
-    assert_fails(&v, "parallel", "group students-own committed 1 of 3 partitions, lag");
-    let d = described(&s);
-    assert_eq!(d["partitions"].as_array().unwrap().len(), 3, "the partitions never committed are shown: {d}");
-    assert_eq!(d["partitions"][1]["committed"], Value::Null);
-    s.ok(&["consume", "--group", "students-own", "--offset", "start", "--until-end", "-q"]);
-    let (_, v) = verify(&s, &["--group", "students-own"]);
-    assert_eq!(condition(&v, "parallel")["passed"], true, "{v}");
+    let (producer, consumer) = (student("producer", producer_bug), student("consumer", consumer_bug));
+    let (_, v) = verify(&s, &["--producer", &producer, "--consumer", &consumer]);
+    assert_eq!(v["programs"], "student");
+    (s, v)
 }
 
 #[test]
-fn condition_4_stages_its_outage_on_a_private_door() {
-    let s = Workdir::new();
-    // An external broker (not managed from this directory) will do: the outage is the check's own.
-    let b = broker();
-    let (_, v) = verify(&s, &["--brokers", &b.bootstrap]);
-    assert_eq!(condition(&v, "retries")["passed"], true, "{v}");
-    assert!(condition(&v, "retries")["observed"].as_str().unwrap().contains("1000 acknowledged, 0 lost"), "{v}");
-    s.start(&[]);
-    s.ok(&["topics", "create"]);
-    let (_, v) = verify(&s, &[]);
-    assert_eq!(condition(&v, "retries")["passed"], true, "{v}");
+fn correct_student_programs_pass_every_condition_and_earn_the_lab() {
+    let (s, v) = verify_students("", "");
+    assert_eq!(not_passed(&v), Vec::<String>::new(), "{v:#}");
+    let listed = String::from_utf8(s.ok(&["lab", "list"]).stdout).unwrap();
+    assert!(listed.contains("done"), "{listed}");
+}
+
+#[test]
+fn a_producer_without_retries_fails_only_the_outage() {
+    let (s, v) = verify_students("no-retries", "");
+    assert_eq!(not_passed(&v), ["retries"], "{v:#}");
+    let c = condition(&v, "retries");
+    assert!(c["hint"].as_str().unwrap().contains("idempotence"), "{c}");
+    // Its output is kept, and its last lines come with the verdict.
+    assert!(!c["output_tail"].as_str().unwrap().is_empty(), "{c}");
+    let log = c["logs"][0].as_str().unwrap();
+    assert!(std::path::Path::new(log).starts_with(s.dir.path().join(".chinook/runs")), "{log}");
+    assert!(std::fs::metadata(log).unwrap().len() > 0);
+}
+
+#[test]
+fn a_producer_that_does_not_key_by_aggregate_id_fails_only_the_schema_condition() {
+    let (_s, v) = verify_students("no-key", "");
+    assert_eq!(not_passed(&v), ["schema"], "{v:#}");
+    assert_fails(&v, "schema", "key is not the aggregate id");
+}
+
+#[test]
+fn a_consumer_that_never_commits_fails_the_conditions_judged_by_commits() {
+    let (_s, v) = verify_students("", "never-commit");
+    assert_eq!(not_passed(&v), ["parallel", "routing"], "{v:#}");
+    assert_fails(&v, "parallel", "0 of 3 partitions committed");
+}
+
+#[test]
+fn a_consumer_that_crashes_on_an_unknown_type_fails_only_routing() {
+    let (_s, v) = verify_students("", "crash-on-unknown");
+    assert_eq!(not_passed(&v), ["routing"], "{v:#}");
+    assert_fails(&v, "routing", "crashed");
 }
 
 #[test]
@@ -149,6 +211,17 @@ fn without_a_terminal_the_walkthrough_prints_the_steps_and_reset_asks_for_yes() 
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("1. Start a broker") && text.contains("$ chinook topics create"), "{text}");
+    // chinook.toml from flags (no prompt without a terminal), and the contract that names them.
+    s.ok(&["lab", "init", "--producer", "./my-producer", "--consumer", "go run ./cmd/consumer"]);
+    let toml = std::fs::read_to_string(s.dir.path().join("chinook.toml")).unwrap();
+    assert!(toml.contains("producer = \"./my-producer\""), "{toml}");
+    let contract: Value = serde_json::from_slice(&s.ok(&["lab", "1", "contract", "--format", "json"]).stdout).unwrap();
+    assert_eq!(contract["configured"]["consumer"], "go run ./cmd/consumer");
+    let names: Vec<&str> = contract["variables"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["CHINOOK_BROKERS", "CHINOOK_TOPIC", "CHINOOK_GROUP", "CHINOOK_COUNT", "CHINOOK_DLQ_TOPIC"]);
+    let text = String::from_utf8(s.ok(&["lab", "1", "contract"]).stdout).unwrap();
+    assert!(text.contains("SIGTERM") && text.contains("`./my-producer`"), "{text}");
+    s.ok(&["lab", "lint"]);
     let out = s.run(&["lab", "1", "reset"]);
     assert_eq!(out.status.code(), Some(2), "no prompt without a terminal");
     s.ok(&["lab", "1", "reset", "--yes"]);
@@ -179,7 +252,7 @@ fn the_walkthrough_runs_in_a_terminal_and_resumes() {
     p.exp_string("Port taken?").unwrap();
     p.send("c").unwrap();
     p.flush().unwrap();
-    p.exp_string("answers (embedded").unwrap();
+    p.exp_string("answers: embedded").unwrap();
     p.exp_string("Step 2/6").unwrap();
     p.exp_string("Create the topics").unwrap();
     p.send("r").unwrap();
@@ -191,13 +264,19 @@ fn the_walkthrough_runs_in_a_terminal_and_resumes() {
     p.exp_string("resumes at step 3").unwrap();
     p.exp_eof().unwrap();
 
+    // With the student's producer configured, [c] runs it and judges what it wrote.
+    s.ok(&["lab", "init", "--producer", &student("producer", "")]);
     let mut p = walkthrough(s.dir.path(), &s.port);
     p.exp_string("resuming at step 3").unwrap();
     p.exp_string("Step 3/6").unwrap();
-    p.exp_string("Publish an event").unwrap();
+    p.exp_string("Publish events").unwrap();
+    p.send("c").unwrap();
+    p.flush().unwrap();
+    p.exp_string("your producer #1: exit 0 by itself; 20 record(s), all as expected").unwrap();
+    p.exp_string("Step 4/6").unwrap();
     p.send("q").unwrap();
     p.flush().unwrap();
     p.exp_eof().unwrap();
     let listed = String::from_utf8(s.run(&["lab", "list"]).stdout).unwrap();
-    assert!(listed.contains("in progress (2/6)"), "{listed}");
+    assert!(listed.contains("in progress (3/6)"), "{listed}");
 }

@@ -16,7 +16,7 @@ use url::Url;
 use uuid::Uuid;
 
 use super::{BrokerError, frontdoor::FrontDoor, storage::Corrected};
-use crate::{codec::Schemas, kafka::topics::PLAN};
+use crate::codec::Schemas;
 
 const NODE_ID: i32 = 111;
 const CLUSTER_ID: &str = "chinook";
@@ -44,9 +44,9 @@ impl Embedded {
 pub fn write_registry(dir: &Path) -> Result<(), BrokerError> {
     let schemas = Schemas::builtin();
     std::fs::create_dir_all(dir).map_err(|e| BrokerError::io(dir, e))?;
-    for topic in PLAN.iter() {
-        if let Some(type_name) = topic.value_type {
-            let desc = schemas.message(type_name).expect("the plan names built-in types");
+    for topic in crate::labs::topic_plan() {
+        if let Some(type_name) = &topic.value_type {
+            let desc = schemas.message(type_name).map_err(|e| BrokerError::Io { what: format!("schema of topic {}", topic.name), reason: e.to_string() })?;
             // The topic itself, and the check topic `chinook lab verify` publishes a valid value to.
             for name in [topic.name.to_string(), crate::kafka::topics::check_topic(&topic.name)] {
                 let path = dir.join(format!("{name}.proto"));

@@ -10,7 +10,9 @@
 //! A *private* door ([`FrontDoor::start_private`]) sits in front of a broker
 //! that advertises another address: it rewrites the broker list of every
 //! Metadata response to its own address, so its clients stay behind it (and
-//! an outage there touches nobody else). Lab checks stage their outages so.
+//! an outage there touches nobody else). Lab checks stage their outages so;
+//! a private door can also cut its clients off right after it passed a
+//! Produce request on, so the answer is lost and the producer must retry.
 
 use std::{
     net::SocketAddr,
@@ -51,6 +53,10 @@ struct Shared {
     /// Whether the listening socket is open (the accept loop keeps it current).
     listening: watch::Sender<bool>,
     connections: AtomicU64,
+    /// An outage armed to start right after the next Produce request.
+    trip: Mutex<Option<Duration>>,
+    /// Outages started that way.
+    tripped: AtomicU64,
 }
 
 /// What the front door is doing now.
@@ -87,6 +93,8 @@ impl FrontDoor {
             changed: Notify::new(),
             listening: watch::channel(true).0,
             connections: AtomicU64::new(0),
+            trip: Mutex::new(None),
+            tripped: AtomicU64::new(0),
         });
         tokio::spawn(accept_loop(shared.clone(), listener));
         Ok(Self { shared })
@@ -99,10 +107,20 @@ impl FrontDoor {
     /// Closes every connection and refuses new ones for `duration`; returns
     /// once the listening socket is closed.
     pub async fn outage(&self, duration: Duration) {
-        *self.shared.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + duration);
-        self.shared.epoch.send_modify(|e| *e += 1);
-        self.shared.changed.notify_one();
+        self.shared.begin_outage(duration);
         let _ = self.shared.listening.subscribe().wait_for(|open| !open).await;
+    }
+
+    /// Arms an outage of `duration` that starts the moment the next Produce
+    /// request has been passed to the broker: the broker stores the batch,
+    /// the answer never reaches the client. Private doors only.
+    pub fn cut_after_next_produce(&self, duration: Duration) {
+        *self.shared.trip.lock().unwrap_or_else(|p| p.into_inner()) = Some(duration);
+    }
+
+    /// How many armed cuts happened.
+    pub fn cuts(&self) -> u64 {
+        self.shared.tripped.load(Ordering::Relaxed)
     }
 
     /// Ends an outage early; returns once the port accepts connections again.
@@ -136,6 +154,23 @@ impl FrontDoor {
 }
 
 impl Shared {
+    /// Refuses connections until `duration` from now and closes every open one.
+    fn begin_outage(&self, duration: Duration) {
+        *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + duration);
+        self.epoch.send_modify(|e| *e += 1);
+        self.changed.notify_one();
+    }
+
+    /// Starts the armed outage, if any (called after a Produce request went on).
+    fn spring_trip(&self) -> bool {
+        let Some(duration) = self.trip.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return false;
+        };
+        self.begin_outage(duration);
+        self.tripped.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     fn down_until(&self) -> Option<Instant> {
         let until = *self.down_until.lock().unwrap_or_else(|p| p.into_inner());
         until.filter(|u| *u > Instant::now())
@@ -253,6 +288,7 @@ mod advertise {
 
     use super::{Link, Shared, TcpStream, link};
 
+    const PRODUCE: i16 = 0;
     const METADATA: i16 = 3;
 
     /// One frame, its 4-byte size prefix included.
@@ -302,6 +338,10 @@ mod advertise {
                     pending.lock().unwrap_or_else(|p| p.into_inner()).insert(be_i32(&frame[8..]), be_i16(&frame[6..]));
                 }
                 if broker_tx.write_all(&frame).await.is_err() {
+                    break;
+                }
+                // Cut now, before the broker's answer can come back.
+                if frame.len() >= 6 && be_i16(&frame[4..]) == PRODUCE && shared.spring_trip() {
                     break;
                 }
             }

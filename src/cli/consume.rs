@@ -1,11 +1,17 @@
 //! `chinook consume`: the lab's consumer — a group member that decodes, routes,
 //! commits after processing and dead-letters what it cannot process.
 
-use std::io::Write;
+use std::{
+    io::Write,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use clap::Args;
 
-use super::{ConnectionArgs, Outcome};
+use super::{ConnectionArgs, Failure, Outcome};
 use crate::{
     exit,
     kafka::{
@@ -26,8 +32,8 @@ Examples:
   chinook consume --handler-fail key=3 --attempts 3 # customer 3's events fail and go to the DLQ
 
 On a terminal it follows new records until Ctrl-C; otherwise it stops at the end (--until-end).
-Offsets are committed only after a record is processed; Ctrl-C finishes the record in hand,
-commits, and leaves the group.")]
+Offsets are committed only after a record is processed; Ctrl-C or SIGTERM finishes the record in
+hand, commits, and leaves the group.")]
 pub struct ConsumeArgs {
     /// Topic(s) to read.
     #[arg(long, short = 't', default_value = EVENTS)]
@@ -78,6 +84,22 @@ struct Line<'a> {
     outcome: &'a RecordOutcome,
 }
 
+/// A flag SIGTERM sets: the consumer then finishes the record in hand, commits
+/// and leaves the group, as on Ctrl-C (what `chinook lab verify` and process
+/// managers send).
+fn stop_on_sigterm() -> Result<Arc<AtomicBool>, Failure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::new(exit::FAILED, crate::kafka::KafkaError::request("listening for SIGTERM", e)))?;
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if terminate.recv().await.is_some() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    Ok(stop)
+}
+
 pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
     let conn = args.conn.context()?.conn;
     let options = ConsumeOptions {
@@ -91,7 +113,7 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         attempts: args.attempts,
         handler_delay: args.handler_delay,
         standalone: false,
-        stop: None,
+        stop: Some(stop_on_sigterm()?),
     };
     let decoders = Decoders::lab(args.type_name.as_deref())?;
     // Buffered: one write per batch of lines, flushed whenever the consumer goes idle.

@@ -8,7 +8,7 @@ use crate::{
     exit,
     kafka::{
         admin,
-        topics::{PLAN, TopicPlan},
+        topics::TopicPlan,
     },
     ui::{self, Ui},
 };
@@ -52,9 +52,8 @@ pub async fn run(cmd: TopicsCommand, ui: Ui) -> Outcome {
             let connection = ctx.conn;
             let bufstream = bufstream || ctx.managed.as_ref().is_some_and(|s| s.engine == Engine::Bufstream);
             // A topic of the student's own.
-            let own =
-                name.map(|n| TopicPlan { name: n.into(), partitions, value_type: None, purpose: "your own topic" });
-            let plan: Vec<TopicPlan> = own.map_or_else(|| PLAN.to_vec(), |t| vec![t]);
+            let own = name.map(|n| TopicPlan::plain(n, partitions, "your own topic"));
+            let plan: Vec<TopicPlan> = own.map_or_else(crate::labs::topic_plan, |t| vec![t]);
             let created = admin::create_topics(&connection, &plan, bufstream).await?;
             ui.emit(&created, || {
                 let mut t = ui::table(["topic", "partitions", "", "schema"]);
@@ -63,7 +62,7 @@ pub async fn run(cmd: TopicsCommand, ui: Ui) -> Outcome {
                         c.name.clone(),
                         c.partitions.to_string(),
                         c.outcome.to_string(),
-                        plan.value_type.unwrap_or("any bytes").to_string(),
+                        plan.value_type.as_deref().unwrap_or("any bytes").to_string(),
                     ]);
                 }
                 t.to_string()

@@ -43,23 +43,23 @@ enum Stage {
     Private(FrontDoor),
 }
 
-/// A private door in front of the first bootstrap address of `env`.
-async fn private_door(env: &Env) -> Result<FrontDoor, FaultError> {
-    let first = env.conn.brokers.split(',').next().unwrap_or_default().trim().to_string();
+/// A private door in front of the first bootstrap address of `conn`.
+pub(crate) async fn private_door(conn: &crate::kafka::Connection) -> Result<FrontDoor, crate::kafka::KafkaError> {
+    let first = conn.brokers.split(',').next().unwrap_or_default().trim().to_string();
     let unreachable = |reason: String| crate::kafka::KafkaError::Unreachable { brokers: first.clone(), reason };
     let target = tokio::net::lookup_host(first.as_str())
         .await
         .map_err(|e| unreachable(e.to_string()))?
         .next()
         .ok_or_else(|| unreachable("no address".into()))?;
-    Ok(FrontDoor::start_private(target).await.map_err(|e| unreachable(e.to_string()))?)
+    FrontDoor::start_private(target).await.map_err(|e| unreachable(e.to_string()))
 }
 
 impl BrokerDown {
     pub async fn run(&self, env: &Env) -> Result<Report, FaultError> {
         let paths = &env.paths;
         let stage = match (&env.managed, self.private_door && !self.hard) {
-            (_, true) => Stage::Private(private_door(env).await?),
+            (_, true) => Stage::Private(private_door(&env.conn).await?),
             (Some(state), false) => Stage::Managed(state.clone()),
             (None, false) => return Err(FaultError::NeedsManagedBroker { scenario: "broker-down" }),
         };

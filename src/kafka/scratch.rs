@@ -3,8 +3,6 @@
 //! name carries a run id (with this process's id) and is deleted again by
 //! [`Scratch::remove`]; Ctrl-C clean-up finds them by that prefix.
 
-use std::borrow::Cow;
-
 use super::{
     Connection, KafkaError, admin,
     topics::{self, TopicPlan},
@@ -26,15 +24,10 @@ impl Scratch {
         let run = crate::events::new_id("run");
         let plan: Vec<TopicPlan> = topics
             .iter()
-            .map(|(suffix, partitions)| TopicPlan {
-                name: Cow::Owned(format!("{PREFIX}{owner}.{run}{suffix}")),
-                partitions: *partitions,
-                value_type: None,
-                purpose: "scratch topic",
-            })
+            .map(|(suffix, partitions)| TopicPlan::plain(format!("{PREFIX}{owner}.{run}{suffix}"), *partitions, "scratch topic"))
             .collect();
         admin::create_topics(conn, &plan, false).await?;
-        Ok(Self { names: plan.into_iter().map(|t| t.name.into_owned()).collect() })
+        Ok(Self { names: plan.into_iter().map(|t| t.name).collect() })
     }
 
     /// The first (often the only) topic.
@@ -54,8 +47,11 @@ impl Scratch {
 /// embedded broker's registry has a file for it; Bufstream gets the topic
 /// configs). It is kept between runs, as several checks may use it at once.
 pub async fn stand_in(conn: &Connection, of: &str, bufstream: bool) -> Result<String, KafkaError> {
-    let planned = topics::PLAN.iter().find(|t| t.name == of).ok_or_else(|| KafkaError::NoTopic { topic: of.into() })?;
-    let plan = [TopicPlan { name: Cow::Owned(topics::check_topic(of)), partitions: 1, ..planned.clone() }];
+    let planned = crate::labs::topic_plan()
+        .into_iter()
+        .find(|t| t.name == of)
+        .ok_or_else(|| KafkaError::NoTopic { topic: of.into() })?;
+    let plan = [TopicPlan { name: topics::check_topic(of), partitions: 1, ..planned }];
     admin::create_topics(conn, &plan, bufstream).await?;
     Ok(plan[0].name.to_string())
 }

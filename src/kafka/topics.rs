@@ -1,6 +1,5 @@
-//! The lab's topic plan: names, partition counts and the message each carries.
-
-use std::borrow::Cow;
+//! The shape of a planned topic (the plan itself is lab data: `labs::topic_plan`),
+//! the lab topics' names the commands default to, and their check stand-ins.
 
 /// Where customer events go (schema: `events.v1.CustomerEvent`).
 pub const EVENTS: &str = "customer_events";
@@ -18,42 +17,30 @@ pub fn check_topic(topic: &str) -> String {
     format!("{CHECK_PREFIX}{topic}")
 }
 
-/// One topic of the plan.
-#[derive(Clone, Debug, serde::Serialize)]
+/// One topic of the plan: declared by a lab (`[[topic]]` in its `lab.toml`),
+/// made by `chinook topics create`, bound to its schema by the broker.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct TopicPlan {
-    pub name: Cow<'static, str>,
+    pub name: String,
     pub partitions: i32,
     /// The message type values must decode as; `None` accepts any bytes.
-    pub value_type: Option<&'static str>,
-    pub purpose: &'static str,
+    #[serde(rename = "schema", default)]
+    pub value_type: Option<String>,
+    pub purpose: String,
 }
 
-/// Every topic `chinook topics create` makes.
-pub const PLAN: [TopicPlan; 3] = [
-    TopicPlan {
-        name: Cow::Borrowed(EVENTS),
-        partitions: 3,
-        value_type: Some(crate::codec::EVENT_TYPE),
-        purpose: "customer events, keyed by customer id",
-    },
-    TopicPlan {
-        name: Cow::Borrowed(COMMANDS),
-        partitions: 1,
-        value_type: Some(crate::codec::COMMAND_TYPE),
-        purpose: "commands asking for customer changes, in one global order",
-    },
-    TopicPlan {
-        name: Cow::Borrowed(DEAD_LETTERS),
-        partitions: 1,
-        value_type: None,
-        purpose: "records a consumer could not process, with the reason in headers",
-    },
-];
+impl TopicPlan {
+    /// A topic of `partitions` that accepts any bytes.
+    pub fn plain(name: impl Into<String>, partitions: i32, purpose: &str) -> Self {
+        Self { name: name.into(), partitions, value_type: None, purpose: purpose.into() }
+    }
+}
 
 /// Bufstream's topic configs that bind `value_type` and reject bad records.
-pub fn bufstream_configs(plan: &TopicPlan) -> Vec<(&'static str, &'static str)> {
-    match plan.value_type {
-        Some(t) => vec![("buf.registry.value.schema.message", t), ("bufstream.validate.mode", "reject")],
+pub fn bufstream_configs(plan: &TopicPlan) -> Vec<(&'static str, &str)> {
+    match &plan.value_type {
+        Some(t) => vec![("buf.registry.value.schema.message", t.as_str()), ("bufstream.validate.mode", "reject")],
         None => vec![],
     }
 }

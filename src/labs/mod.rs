@@ -5,6 +5,8 @@
 
 pub mod checks;
 pub mod journal;
+pub mod lint;
+pub mod programs;
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -12,7 +14,10 @@ use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::verdict::Verdict;
+pub use checks::CheckSpec;
+pub use programs::{Programs, Role};
+
+use crate::{kafka::topics::TopicPlan, verdict::Verdict};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/labs.rs"));
@@ -29,6 +34,12 @@ pub enum LabError {
     #[error("lab {lab} has no step {step}")]
     #[diagnostic(code(chinook::labs::step), help("steps are numbered from 1; `chinook lab {lab}` lists them"))]
     NoStep { lab: u32, step: usize },
+    #[error("{path} is invalid: {reason}")]
+    #[diagnostic(
+        code(chinook::labs::config),
+        help("it holds `[programs]` with `producer = \"…\"` and `consumer = \"…\"`; `chinook lab init` writes one")
+    )]
+    Config { path: String, reason: String },
     #[error("{what}: {reason}")]
     #[diagnostic(code(chinook::labs::io))]
     Io { what: String, reason: String },
@@ -36,32 +47,47 @@ pub enum LabError {
 
 /// One step of a walk-through.
 #[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Step {
     pub title: String,
     /// The chinook command that does it.
     pub run: String,
     /// The check that shows it worked.
-    pub check: String,
+    pub check: CheckSpec,
     pub explain: String,
     pub hint: String,
+    /// A deliberate failure: the walk-through offers a journal entry after it.
+    #[serde(default)]
+    pub journal: bool,
 }
 
 /// One victory condition.
 #[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Condition {
     pub id: String,
     pub statement: String,
-    pub check: String,
+    pub check: CheckSpec,
     pub hint: String,
 }
 
 /// A lab, as its manifest describes it.
 #[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Lab {
     pub number: u32,
     pub slug: String,
     pub title: String,
     pub goal: String,
+    /// The topics the lab works with (`chinook topics create` makes them).
+    #[serde(rename = "topic", default)]
+    pub topics: Vec<TopicPlan>,
+    /// What each of the student's programs must do, by role.
+    #[serde(default)]
+    pub contract: BTreeMap<Role, String>,
+    /// chinook's own commands that keep the contract: the model solution.
+    #[serde(default)]
+    pub reference: BTreeMap<Role, String>,
     #[serde(rename = "step")]
     pub steps: Vec<Step>,
     #[serde(rename = "condition")]
@@ -73,52 +99,47 @@ pub struct Lab {
     pub dir: String,
 }
 
+impl Lab {
+    /// The planned topic `name` of this lab.
+    pub fn topic(&self, name: &str) -> Option<&TopicPlan> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+
+    /// The programs a condition or step of this lab runs.
+    pub fn roles(&self) -> std::collections::BTreeSet<Role> {
+        self.conditions.iter().map(|c| &c.check).chain(self.steps.iter().map(|s| &s.check)).filter_map(CheckSpec::needs).collect()
+    }
+}
+
+/// Parses one lab manifest.
+pub fn parse(dir: &str, manifest: &str, readme: &str) -> Result<Lab, LabError> {
+    let mut lab: Lab =
+        toml::from_str(manifest).map_err(|e| LabError::Manifest { dir: dir.to_string(), reason: e.to_string() })?;
+    lab.readme = readme.to_string();
+    lab.dir = dir.to_string();
+    Ok(lab)
+}
+
 /// Every lab shipped in this binary, in order.
 pub fn all() -> Result<Vec<Lab>, LabError> {
-    embedded::EMBEDDED
-        .iter()
-        .map(|(dir, manifest, readme)| {
-            let mut lab: Lab = toml::from_str(manifest)
-                .map_err(|e| LabError::Manifest { dir: dir.to_string(), reason: e.to_string() })?;
-            lab.readme = readme.to_string();
-            lab.dir = dir.to_string();
-            Ok(lab)
-        })
-        .collect()
+    embedded::EMBEDDED.iter().map(|(dir, manifest, readme)| parse(dir, manifest, readme)).collect()
 }
 
 pub fn find(number: u32) -> Result<Lab, LabError> {
     all()?.into_iter().find(|l| l.number == number).ok_or(LabError::Unknown { number })
 }
 
-/// Problems with a lab's manifest (unknown checks, missing hints or text).
-pub fn lint(lab: &Lab) -> Vec<String> {
-    let mut problems = Vec::new();
-    if lab.readme.trim().is_empty() {
-        problems.push(format!("{}: README.md is empty", lab.dir));
-    }
-    if !lab.dir.starts_with(&format!("{:02}-", lab.number)) {
-        problems.push(format!("{}: directory does not start with the lab number {:02}", lab.dir, lab.number));
-    }
-    let named = lab
-        .steps
-        .iter()
-        .map(|s| (&s.title, &s.check, &s.hint))
-        .chain(lab.conditions.iter().map(|c| (&c.statement, &c.check, &c.hint)));
-    for (what, check, hint) in named {
-        if !checks::NAMES.contains(&check.as_str()) {
-            problems.push(format!("{}: `{what}` names unknown check `{check}`", lab.dir));
-        }
-        if hint.trim().is_empty() {
-            problems.push(format!("{}: `{what}` has no hint", lab.dir));
+/// Every topic the labs declare, first declaration first: what `chinook
+/// topics create` makes and what the embedded broker binds schemas to.
+pub fn topic_plan() -> Vec<TopicPlan> {
+    let labs = all().expect("the embedded lab manifests parse (tests/labs.rs lints them)");
+    let mut plan: Vec<TopicPlan> = Vec::new();
+    for t in labs.into_iter().flat_map(|l| l.topics) {
+        if !plan.iter().any(|p| p.name == t.name) {
+            plan.push(t);
         }
     }
-    for s in &lab.steps {
-        if !s.run.starts_with("chinook ") {
-            problems.push(format!("{}: step `{}` does not run a chinook command", lab.dir, s.title));
-        }
-    }
-    problems
+    plan
 }
 
 /// Where a student is in each lab.
@@ -170,15 +191,33 @@ impl Progress {
     }
 }
 
+/// How a condition came out.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    Failed,
+    /// The program it judges is not configured: nothing was run.
+    NotAttempted,
+}
+
 /// The result of one victory condition: its verdict (`what` is the
-/// condition's statement), the hint, and how long the check took.
+/// condition's statement), the hint, how long the check took, and the last
+/// lines the student's programs wrote when it failed.
 #[derive(Clone, Debug, Serialize)]
 pub struct ConditionResult {
     pub id: String,
+    pub status: Status,
     #[serde(flatten)]
     pub verdict: Verdict,
     pub hint: String,
     pub elapsed_ms: u64,
+    /// Where the programs' output is kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
+    /// The last lines of that output (failed conditions only).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub output_tail: String,
 }
 
 /// `verify` for one lab.
@@ -186,39 +225,49 @@ pub struct ConditionResult {
 pub struct Verification {
     pub lab: u32,
     pub title: String,
+    /// Whose programs were judged: "student" or "reference".
+    pub programs: programs::Source,
     pub passed: bool,
     pub conditions: Vec<ConditionResult>,
     pub elapsed_ms: u64,
 }
 
-/// A condition's check and how long it took (ms).
-async fn timed(c: &Condition, env: &checks::Env) -> (Verdict, u64) {
+/// Runs `c`'s check and times it.
+async fn judge(c: &Condition, env: &checks::Env) -> ConditionResult {
     let started = std::time::Instant::now();
-    let verdict = checks::run(&c.check, env).await;
-    (verdict, started.elapsed().as_millis() as u64)
+    let judged = checks::run(&c.check, &c.id, env).await;
+    let status = match (&judged.verdict, judged.attempted) {
+        (_, false) => Status::NotAttempted,
+        (v, true) if v.passed => Status::Passed,
+        _ => Status::Failed,
+    };
+    let hint = match (status, c.check.needs()) {
+        (Status::NotAttempted, Some(role)) => format!("{} {}", programs::how_to_configure(role), c.hint),
+        _ => c.hint.clone(),
+    };
+    ConditionResult {
+        id: c.id.clone(),
+        status,
+        verdict: Verdict { what: c.statement.clone(), ..judged.verdict },
+        hint,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        output_tail: if status == Status::Failed { judged.output_tail } else { String::new() },
+        logs: judged.logs,
+    }
 }
 
 /// Runs every victory condition of `lab` against the broker in `env`.
 pub async fn verify(lab: &Lab, env: &checks::Env) -> Verification {
     let started = std::time::Instant::now();
-    // Checks run side by side: each works on scratch topics, and outages are staged on private doors.
-    let verdicts = futures::future::join_all(lab.conditions.iter().map(|c| timed(c, env))).await;
-    let results: Vec<ConditionResult> = lab
-        .conditions
-        .iter()
-        .zip(verdicts)
-        .map(|(c, (verdict, elapsed_ms))| ConditionResult {
-            id: c.id.clone(),
-            verdict: Verdict { what: c.statement.clone(), ..verdict },
-            hint: c.hint.clone(),
-            elapsed_ms,
-        })
-        .collect();
+    // Checks run side by side: each works on scratch topics and groups of its
+    // own, and the outage is staged on a private door.
+    let conditions = futures::future::join_all(lab.conditions.iter().map(|c| judge(c, env))).await;
     Verification {
         lab: lab.number,
         title: lab.title.clone(),
-        passed: results.iter().all(|r| r.verdict.passed),
-        conditions: results,
+        programs: env.programs.source,
+        passed: conditions.iter().all(|r| r.status == Status::Passed),
+        conditions,
         elapsed_ms: started.elapsed().as_millis() as u64,
     }
 }

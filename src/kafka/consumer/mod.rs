@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use self::membership::{Assignment, Ctx, plan_offsets};
 use self::processing::process;
-pub use self::processing::{Decoders, FailRule, Outcome, to_json};
+pub use self::processing::{Decoders, FailRule, Outcome, event_route, to_json};
 pub use super::offsets::StartAt;
 use super::{Connection, KafkaError, records::RecordJson};
 use crate::codec::pb::events::v1::CustomerEvent;
@@ -90,20 +90,49 @@ impl ConsumeOptions {
     }
 }
 
-/// Every CustomerEvent on `topic`, in the order a consumer reads them
-/// (values that are not events are left out).
-pub async fn read_events(conn: &Connection, topic: &str) -> Result<Vec<CustomerEvent>, KafkaError> {
+/// One record as stored: what a check judges a student's program by.
+#[derive(Clone, Debug, Default)]
+pub struct StoredRecord {
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub value: Vec<u8>,
+}
+
+impl StoredRecord {
+    /// The value of header `name` (the first, if repeated).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Every record on `topic`, partition by partition, without joining a group.
+pub async fn read_records(conn: &Connection, topic: &str) -> Result<Vec<StoredRecord>, KafkaError> {
+    use rdkafka::message::Headers as _;
     let decoders = Decoders::new(HashMap::new(), None);
     let mut found = Vec::new();
     consume(conn, &ConsumeOptions::read_all(topic), &decoders, |event| {
-        if let Event::Record(r, _) = event
-            && let Ok(e) = CustomerEvent::decode(r.message.payload().unwrap_or_default())
-        {
-            found.push(e);
+        if let Event::Record(r, _) = event {
+            let m = r.message;
+            found.push(StoredRecord {
+                partition: m.partition(),
+                key: m.key().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
+                    .unwrap_or_default(),
+                value: m.payload().unwrap_or_default().to_vec(),
+            });
         }
     })
     .await?;
     Ok(found)
+}
+
+/// Every CustomerEvent on `topic`, in the order a consumer reads them
+/// (values that are not events are left out).
+pub async fn read_events(conn: &Connection, topic: &str) -> Result<Vec<CustomerEvent>, KafkaError> {
+    Ok(read_records(conn, topic).await?.iter().filter_map(|r| CustomerEvent::decode(r.value.as_slice()).ok()).collect())
 }
 
 /// Counts per route and outcome.

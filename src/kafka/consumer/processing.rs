@@ -80,13 +80,15 @@ impl Decoders {
 
     /// The lab plan's type for each lab topic, or `every_topic` for all topics.
     pub fn lab(every_topic: Option<&str>) -> Result<Self, crate::codec::CodecError> {
-        use crate::codec::{COMMAND_TYPE, EVENT_TYPE, JsonOptions, Schemas};
-        use crate::kafka::topics::{COMMANDS, DEAD_LETTERS, EVENTS};
+        use crate::codec::{EVENT_TYPE, JsonOptions, Schemas};
+        use crate::kafka::topics::DEAD_LETTERS;
         let schemas = Schemas::builtin();
         let t = |name: &str| schemas.message(name).map(|d| Transcoder::new(d, JsonOptions::default()));
-        let by_topic = [(EVENTS, EVENT_TYPE), (COMMANDS, COMMAND_TYPE), (DEAD_LETTERS, EVENT_TYPE)]
-            .into_iter()
-            .map(|(topic, ty)| t(ty).map(|d| (topic.to_string(), d)))
+        // The dead-letter topic accepts any bytes, but what lands there is mostly events.
+        let typed = crate::labs::topic_plan().into_iter().filter_map(|p| Some((p.name, p.value_type?)));
+        let by_topic = typed
+            .chain([(DEAD_LETTERS.to_string(), EVENT_TYPE.to_string())])
+            .map(|(topic, ty)| t(&ty).map(|d| (topic, d)))
             .collect::<Result<_, _>>()?;
         Ok(Self::new(by_topic, every_topic.map(t).transpose()?))
     }
@@ -123,7 +125,10 @@ fn command_route(value: &[u8]) -> Result<Option<String>, String> {
     })
 }
 
-fn event_route(value: &[u8]) -> Result<Option<String>, String> {
+/// The handler route of an event: Ok(Some(type)) for a known type whose
+/// payload matches it, Ok(None) for an unknown or unspecified type, Err for
+/// a value that is not an event or whose type and payload disagree (poison).
+pub fn event_route(value: &[u8]) -> Result<Option<String>, String> {
     let event = CustomerEvent::decode(value).map_err(|e| format!("undecodable CustomerEvent: {e}"))?;
     let declared = CustomerEventType::try_from(event.event_type).ok();
     let carried = match &event.payload {

@@ -1,0 +1,76 @@
+//! What checks read back from the broker: a group's progress on a topic,
+//! waited for with a deadline while the student's programs run.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Failed;
+use crate::{
+    kafka::{Connection, groups},
+    labs::programs::Running,
+};
+
+/// How far a group got on one topic.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Partitions whose committed offset is at the high watermark.
+    pub at_end: usize,
+    pub partitions: usize,
+    /// Records not yet committed.
+    pub lag: i64,
+    /// The most members seen in the group at once.
+    pub most_members: usize,
+}
+
+impl Progress {
+    pub fn done(&self) -> bool {
+        self.partitions > 0 && self.at_end == self.partitions
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} of {} partitions committed to the end (lag {})", self.at_end, self.partitions, self.lag)
+    }
+}
+
+/// The progress of `group` on `topic` (of `partitions` partitions) now.
+async fn progress(conn: &Connection, group: &str, topic: &str, partitions: usize) -> Result<Progress, Failed> {
+    let d = groups::describe(conn, group).await?;
+    let mine: Vec<_> = d.partitions.iter().filter(|p| p.topic == topic).collect();
+    Ok(Progress {
+        at_end: mine.iter().filter(|p| p.committed == Some(p.high) && p.high > 0).count(),
+        partitions,
+        lag: if mine.is_empty() { -1 } else { mine.iter().map(|p| p.lag).sum() },
+        most_members: d.members.len(),
+    })
+}
+
+/// Polls `group` until `until` holds for its progress, every program in
+/// `running` has ended by itself, or `limit` passes; returns the last progress.
+pub async fn watch_group(
+    conn: &Connection,
+    group: &str,
+    topic: &str,
+    partitions: usize,
+    running: &mut [Running],
+    limit: Duration,
+    until: impl Fn(&Progress) -> bool,
+) -> Result<Progress, Failed> {
+    let deadline = Instant::now() + limit;
+    let mut most_members = 0;
+    loop {
+        let mut now = progress(conn, group, topic, partitions).await?;
+        most_members = most_members.max(now.most_members);
+        now.most_members = most_members;
+        let all_ended = running.iter_mut().all(|r| r.exited().is_some());
+        if until(&now) || all_ended || Instant::now() >= deadline {
+            return Ok(now);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Stops every program (SIGTERM, then SIGKILL after `grace`).
+pub async fn stop_all(running: &mut [Running], grace: Duration) {
+    futures::future::join_all(running.iter_mut().map(|r| r.terminate(grace))).await;
+}
