@@ -193,6 +193,13 @@ fn a_consumer_that_crashes_on_an_unknown_type_fails_only_routing() {
 }
 
 #[test]
+fn a_consumer_that_never_dead_letters_fails_only_routing() {
+    let (_s, v) = verify_students("", "no-dlq");
+    assert_eq!(not_passed(&v), ["routing"], "{v:#}");
+    assert_fails(&v, "routing", "NOT the poison event");
+}
+
+#[test]
 fn journal_entries_are_appended_with_lab_and_step() {
     let s = Workdir::new();
     s.ok(&["journal", "add", "the restart lost my events", "--lab", "1", "--step", "5"]);

@@ -17,8 +17,8 @@ pub struct Progress {
     /// Partitions whose committed offset is at the high watermark.
     pub at_end: usize,
     pub partitions: usize,
-    /// Records not yet committed.
-    pub lag: i64,
+    /// Records not yet committed (None: the group committed nothing on the topic).
+    pub lag: Option<i64>,
     /// The most members seen in the group at once.
     pub most_members: usize,
 }
@@ -29,7 +29,10 @@ impl Progress {
     }
 
     pub fn describe(&self) -> String {
-        format!("{} of {} partitions committed to the end (lag {})", self.at_end, self.partitions, self.lag)
+        match self.lag {
+            Some(lag) => format!("{} of {} partitions committed to the end (lag {lag})", self.at_end, self.partitions),
+            None => format!("0 of {} partitions committed to the end (nothing committed)", self.partitions),
+        }
     }
 }
 
@@ -40,7 +43,7 @@ async fn progress(conn: &Connection, group: &str, topic: &str, partitions: usize
     Ok(Progress {
         at_end: mine.iter().filter(|p| p.committed == Some(p.high) && p.high > 0).count(),
         partitions,
-        lag: if mine.is_empty() { -1 } else { mine.iter().map(|p| p.lag).sum() },
+        lag: (!mine.is_empty()).then(|| mine.iter().map(|p| p.lag).sum()),
         most_members: d.members.len(),
     })
 }

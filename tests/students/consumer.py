@@ -1,0 +1,269 @@
+"""A student's consumer: CustomerEvents in a group, routed by type, dead-lettering poison.
+
+Correct by default: decodes each record, sends the five known event types to their
+handlers, skips (and commits) unknown or unspecified types, retries a failing
+handler 3 times and then parks the record on CHINOOK_DLQ_TOPIC (waiting for the
+ack before committing past it), commits only what it has processed, and on
+SIGTERM/SIGINT commits, leaves the group and exits 0.
+STUDENT_BUG switches on one deliberate mistake:
+  never-commit      processes everything, commits nothing
+  crash-on-unknown  an unknown or unspecified event type raises (exit non-zero)
+  no-dlq            a poison (or undecodable) record is logged and committed: nothing
+                    is ever written to the dead-letter topic
+"""
+
+import signal
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from google.protobuf.message import DecodeError
+
+import common
+
+BUGS = ("never-commit", "crash-on-unknown", "no-dlq")
+ATTEMPTS = 3
+
+stopping = None  # the name of the signal that asked us to stop
+
+
+def request_stop(signum, _frame):
+    # Only set the flag: the poll loop notices within its 0.2 s timeout.
+    global stopping
+    stopping = signal.Signals(signum).name
+
+
+class PoisonEvent(Exception):
+    """The handler cannot process this event (payload does not match its type)."""
+
+
+class UnknownType(Exception):
+    pass
+
+
+# --- handlers: one per known type; they only count, and refuse a payload of another case.
+
+handled = {}
+
+
+def handle(event):
+    expected = common.PAYLOAD_OF_TYPE[event.event_type]
+    actual = event.WhichOneof("payload")
+    if actual != expected:
+        raise PoisonEvent(
+            f"{common.type_name(event.event_type)} event {event.event_id or '?'} carries "
+            f"{'no payload' if actual is None else 'a ' + actual + ' payload'}, expected {expected}"
+        )
+    route = common.type_name(event.event_type)
+    handled[route] = handled.get(route, 0) + 1
+    return route
+
+
+class Student:
+    def __init__(self):
+        self.brokers = common.env("CHINOOK_BROKERS")
+        self.topic = common.env("CHINOOK_TOPIC")
+        self.group = common.env("CHINOOK_GROUP")
+        self.dlq_topic = common.env("CHINOOK_DLQ_TOPIC")
+        self.commits = common.BUG != "never-commit"
+        # Next offset to commit per (topic, partition): only records already processed.
+        self.pending = {}
+        self.stats = {"handled": 0, "skipped": 0, "dead-lettered": 0, "commits": 0}
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": self.brokers,
+                "group.id": self.group,
+                "client.id": "student-consumer",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+            }
+        )
+        self.dlq = Producer(
+            {
+                "bootstrap.servers": self.brokers,
+                "client.id": "student-consumer-dlq",
+                "enable.idempotence": True,
+                "acks": "all",
+                "delivery.timeout.ms": 30000,
+            }
+        )
+
+    # --- commits
+
+    def commit(self, keys=None, tries=3, final=False):
+        """Commits the processed offsets of `keys` (default: every partition with some).
+
+        Returns False when the broker refused or could not be reached `tries` times in a
+        row: the offsets stay pending and the next commit tries them again."""
+        if not self.commits:
+            return True
+        keys = list(self.pending) if keys is None else [k for k in keys if k in self.pending]
+        if not keys:
+            return True
+        offsets = [TopicPartition(t, p, self.pending[(t, p)]) for t, p in keys]
+        for attempt in range(1, tries + 1):
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                break
+            except KafkaException as e:
+                common.err(f"student consumer: commit attempt {attempt}/{tries} failed: {e.args[0]}")
+                if attempt == tries:
+                    return False
+                time.sleep(0.2)
+        for tp in offsets:
+            # A later record of the partition may have been processed meanwhile: keep that one.
+            if self.pending.get((tp.topic, tp.partition)) == tp.offset:
+                del self.pending[(tp.topic, tp.partition)]
+        self.stats["commits"] += 1
+        if final:
+            common.log("committed " + ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in offsets))
+        return True
+
+    def on_assign(self, _consumer, partitions):
+        common.log("assigned " + (", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"))
+
+    def on_revoke(self, _consumer, partitions):
+        # Records of these partitions are all processed by now (callbacks run inside
+        # consume(), between two batches): commit them before another member takes over.
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        if not self.commit(keys):
+            common.err("student consumer: could not commit before the revoke: the next owner re-reads those records")
+        for k in keys:
+            self.pending.pop(k, None)
+        common.log("revoked " + (", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"))
+
+    def on_lost(self, _consumer, partitions):
+        for tp in partitions:
+            self.pending.pop((tp.topic, tp.partition), None)
+        common.err("student consumer: lost " + ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+
+    # --- processing
+
+    def dead_letter(self, msg, reason):
+        delivered = []
+        headers = list(msg.headers() or [])
+        headers += [
+            ("dlq-reason", reason.encode()),
+            ("dlq-original-topic", msg.topic().encode()),
+            ("dlq-original-partition", str(msg.partition()).encode()),
+            ("dlq-original-offset", str(msg.offset()).encode()),
+        ]
+        self.dlq.produce(
+            self.dlq_topic,
+            key=msg.key(),
+            value=msg.value(),
+            headers=headers,
+            on_delivery=lambda error, m: delivered.append(error),
+        )
+        self.dlq.flush(40)
+        if not delivered or delivered[0] is not None:
+            # Not parked, so not committed either: exit and let the group redeliver it.
+            raise RuntimeError(f"dead-lettering {where(msg)} failed: {delivered[0] if delivered else 'no ack'}")
+
+    def process(self, msg):
+        try:
+            event = common.CustomerEvent.FromString(msg.value() or b"")
+        except DecodeError as e:
+            reason = f"undecodable value: not a events.v1.CustomerEvent ({e})"
+            if common.BUG == "no-dlq":
+                self.stats["skipped"] += 1
+                common.log(f"{where(msg)} cannot decode, moving on: {reason}")
+                return
+            self.dead_letter(msg, reason)
+            self.stats["dead-lettered"] += 1
+            common.log(f"{where(msg)} dead-lettered: {reason}")
+            return
+
+        if event.event_type not in common.PAYLOAD_OF_TYPE:
+            name = common.type_name(event.event_type)
+            if common.BUG == "crash-on-unknown":
+                raise UnknownType(f"no handler for event type {name} at {where(msg)}")
+            self.stats["skipped"] += 1
+            common.log(f"{where(msg)} skipped: unknown or unspecified event type {name}")
+            return
+
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                route = handle(event)
+                self.stats["handled"] += 1
+                common.log(f"{where(msg)} {route} customer {event.aggregate_id} (attempt {attempt})")
+                return
+            except PoisonEvent as e:
+                problem = e
+                common.err(f"student consumer: {where(msg)} attempt {attempt}/{ATTEMPTS} failed: {e}")
+                if attempt < ATTEMPTS:
+                    time.sleep(0.02 * 2**attempt)
+
+        if common.BUG == "no-dlq":
+            self.stats["skipped"] += 1
+            common.log(f"{where(msg)} gave up after {ATTEMPTS} attempts, moving on: {problem}")
+            return
+        reason = f"handler failed {ATTEMPTS} times: {problem}"
+        self.dead_letter(msg, reason)
+        self.stats["dead-lettered"] += 1
+        common.log(f"{where(msg)} dead-lettered: {reason}")
+
+    def run(self):
+        self.consumer.subscribe(
+            [self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_lost
+        )
+        common.log(f"student consumer: group {self.group} on {self.topic}, dead letters to {self.dlq_topic}")
+        while not stopping:
+            batch = self.consumer.consume(num_messages=100, timeout=0.2)
+            for msg in batch:
+                if msg.error():
+                    error = msg.error()
+                    if error.fatal():
+                        raise KafkaException(error)
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        common.err(f"student consumer: {error}")
+                    continue
+                self.process(msg)
+                self.pending[(msg.topic(), msg.partition())] = msg.offset() + 1
+            self.commit()
+        common.log(f"student consumer: {stopping}, stopping")
+
+    def shutdown(self):
+        """Commits what was processed, leaves the group; False if the commit failed."""
+        try:
+            committed = self.commit(tries=15, final=True)
+        finally:
+            self.consumer.close()  # leaves the group
+            self.dlq.flush(10)
+        if not committed:
+            common.err("student consumer: stopped WITHOUT committing the last processed records")
+        common.log(
+            "student consumer: stopped; "
+            + ", ".join(f"{k} {v}" for k, v in self.stats.items())
+            + ("; per type " + ", ".join(f"{k}={v}" for k, v in sorted(handled.items())) if handled else "")
+        )
+        return committed
+
+
+def where(msg):
+    return f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+
+
+def main():
+    common.check_bug(BUGS)
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    student = Student()
+    try:
+        student.run()
+    except BaseException:
+        # A crash: leave the group at once (so the others take over without waiting for
+        # the session timeout) but commit nothing more on the way out, then fail.
+        student.commits = False
+        try:
+            student.consumer.close()
+        except Exception:
+            pass
+        raise
+    if not student.shutdown():
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
