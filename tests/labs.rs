@@ -67,7 +67,13 @@ fn status(v: &Value, id: &str) -> String {
 
 /// The ids of the conditions that did not pass.
 fn not_passed(v: &Value) -> Vec<String> {
-    v["conditions"].as_array().unwrap().iter().filter(|c| c["status"] != "passed").map(|c| c["id"].as_str().unwrap().to_string()).collect()
+    v["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] != "passed")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn assert_fails(v: &Value, id: &str, observed_part: &str) {
@@ -224,7 +230,8 @@ fn without_a_terminal_the_walkthrough_prints_the_steps_and_reset_asks_for_yes() 
     assert!(toml.contains("producer = \"./my-producer\""), "{toml}");
     let contract: Value = serde_json::from_slice(&s.ok(&["lab", "1", "contract", "--format", "json"]).stdout).unwrap();
     assert_eq!(contract["configured"]["consumer"], "go run ./cmd/consumer");
-    let names: Vec<&str> = contract["variables"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        contract["variables"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["CHINOOK_BROKERS", "CHINOOK_TOPIC", "CHINOOK_GROUP", "CHINOOK_COUNT", "CHINOOK_DLQ_TOPIC"]);
     let text = String::from_utf8(s.ok(&["lab", "1", "contract"]).stdout).unwrap();
     assert!(text.contains("SIGTERM") && text.contains("`./my-producer`"), "{text}");

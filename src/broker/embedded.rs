@@ -46,7 +46,10 @@ pub fn write_registry(dir: &Path) -> Result<(), BrokerError> {
     std::fs::create_dir_all(dir).map_err(|e| BrokerError::io(dir, e))?;
     for topic in crate::labs::topic_plan() {
         if let Some(type_name) = &topic.value_type {
-            let desc = schemas.message(type_name).map_err(|e| BrokerError::Io { what: format!("schema of topic {}", topic.name), reason: e.to_string() })?;
+            let desc = schemas.message(type_name).map_err(|e| BrokerError::Io {
+                what: format!("schema of topic {}", topic.name),
+                reason: e.to_string(),
+            })?;
             // The topic itself, and the check topic `chinook lab verify` publishes a valid value to.
             for name in [topic.name.to_string(), crate::kafka::topics::check_topic(&topic.name)] {
                 let path = dir.join(format!("{name}.proto"));

@@ -100,6 +100,18 @@ impl FrontDoor {
         Ok(Self { shared })
     }
 
+    /// A private door in front of the first bootstrap address of `conn`.
+    pub async fn in_front_of(conn: &crate::kafka::Connection) -> Result<Self, crate::kafka::KafkaError> {
+        let first = conn.brokers.split(',').next().unwrap_or_default().trim().to_string();
+        let unreachable = |reason: String| crate::kafka::KafkaError::Unreachable { brokers: first.clone(), reason };
+        let target = tokio::net::lookup_host(first.as_str())
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .next()
+            .ok_or_else(|| unreachable("no address".into()))?;
+        Self::start_private(target).await.map_err(|e| unreachable(e.to_string()))
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.shared.addr
     }

@@ -160,8 +160,7 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
                     after.unwrap_or(count / 3),
                     humantime::format_duration(down_for)
                 ));
-                let scenario =
-                    BrokerDown { count, after: after.unwrap_or(count / 3), down_for, rate, hard, private_door: false };
+                let scenario = BrokerDown { count, after: after.unwrap_or(count / 3), down_for, rate, hard };
                 Ok(Some(scenario.run(&env).await?))
             }
             BreakCommand::Duplicates { count, delay } => {

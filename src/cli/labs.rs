@@ -224,7 +224,11 @@ fn init(args: &LabArgs, ui: Ui) -> Outcome {
     ui.emit(&config, || {
         let mut out = format!("wrote {}", labs::programs::CONFIG_FILE);
         for role in Role::ALL {
-            out += &format!("\n  {:<9} {}", role.name(), config.programs.get(&role).map_or("(not configured)", String::as_str));
+            out += &format!(
+                "\n  {:<9} {}",
+                role.name(),
+                config.programs.get(&role).map_or("(not configured)", String::as_str)
+            );
         }
         out + "\nNext: `chinook lab 1 contract`, then `chinook lab 1 verify`."
     });
@@ -285,7 +289,12 @@ async fn lint(args: &LabArgs, ui: Ui) -> Outcome {
     }
     ui.emit(&problems, || {
         if problems.is_empty() {
-            format!("{} {} lab(s) clean{}", console::style("✔").green(), all.len(), if args.live { " (live)" } else { "" })
+            format!(
+                "{} {} lab(s) clean{}",
+                console::style("✔").green(),
+                all.len(),
+                if args.live { " (live)" } else { "" }
+            )
         } else {
             problems.iter().map(|p| format!("{} {p}", console::style("✘").red())).collect::<Vec<_>>().join("\n")
         }
@@ -319,7 +328,10 @@ pub async fn verify(labs: &[Lab], args: VerifyArgs, ui: Ui) -> Outcome {
         let programs = if args.reference {
             Programs::reference(lab)
         } else {
-            Programs::student(&root(), &[(Role::Producer, args.producer.clone()), (Role::Consumer, args.consumer.clone())])?
+            Programs::student(
+                &root(),
+                &[(Role::Producer, args.producer.clone()), (Role::Consumer, args.consumer.clone())],
+            )?
         };
         let env = env(&args.conn, lab, programs, "verify")?;
         let spinner = (!ui.quiet && console::Term::stderr().is_term()).then(|| {
@@ -341,8 +353,12 @@ pub async fn verify(labs: &[Lab], args: VerifyArgs, ui: Ui) -> Outcome {
         results.push((v, env.programs));
     }
     let verifications: Vec<&Verification> = results.iter().map(|(v, _)| v).collect();
-    let json = if verifications.len() == 1 { serde_json::to_value(verifications[0]) } else { serde_json::to_value(&verifications) }
-        .expect("results serialize");
+    let json = if verifications.len() == 1 {
+        serde_json::to_value(verifications[0])
+    } else {
+        serde_json::to_value(&verifications)
+    }
+    .expect("results serialize");
     ui.emit(&json, || results.iter().map(|(v, p)| human(v, p)).collect::<Vec<_>>().join("\n\n"));
     let all = || verifications.iter().flat_map(|v| &v.conditions);
     let (failed, total) = (all().filter(|c| c.status != Status::Passed).count(), all().count());

@@ -6,10 +6,7 @@ use super::{ConnectionArgs, Outcome};
 use crate::{
     broker::Engine,
     exit,
-    kafka::{
-        admin,
-        topics::TopicPlan,
-    },
+    kafka::{admin, topics::TopicPlan},
     ui::{self, Ui},
 };
 

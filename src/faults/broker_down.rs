@@ -3,9 +3,8 @@
 //! afterwards the topic is read back to prove every acknowledged event is there
 //! exactly once. `--hard` stops and restarts the broker process instead.
 //!
-//! The outage happens on the managed broker's front door (everyone connected
-//! sees it), or, for lab checks, on a private door of the scenario's own in
-//! front of any single-node broker (nobody else is disturbed).
+//! The outage happens on the managed broker's front door: everyone connected
+//! sees it. (Lab checks stage theirs on a private door of their own.)
 
 use std::{
     collections::HashMap,
@@ -15,7 +14,7 @@ use std::{
 
 use super::{Env, FaultError, Report, Scratch, Verdict};
 use crate::{
-    broker::{control, frontdoor::FrontDoor, process},
+    broker::{control, process},
     events,
     kafka::{
         consumer,
@@ -33,41 +32,13 @@ pub struct BrokerDown {
     pub rate: f64,
     /// Stop and restart the broker process (memory storage loses everything).
     pub hard: bool,
-    /// Stage the outage on a private door instead of the managed broker's own.
-    pub private_door: bool,
-}
-
-/// The door the outage is staged on.
-enum Stage {
-    Managed(crate::broker::State),
-    Private(FrontDoor),
-}
-
-/// A private door in front of the first bootstrap address of `conn`.
-pub(crate) async fn private_door(conn: &crate::kafka::Connection) -> Result<FrontDoor, crate::kafka::KafkaError> {
-    let first = conn.brokers.split(',').next().unwrap_or_default().trim().to_string();
-    let unreachable = |reason: String| crate::kafka::KafkaError::Unreachable { brokers: first.clone(), reason };
-    let target = tokio::net::lookup_host(first.as_str())
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-        .next()
-        .ok_or_else(|| unreachable("no address".into()))?;
-    FrontDoor::start_private(target).await.map_err(|e| unreachable(e.to_string()))
 }
 
 impl BrokerDown {
     pub async fn run(&self, env: &Env) -> Result<Report, FaultError> {
         let paths = &env.paths;
-        let stage = match (&env.managed, self.private_door && !self.hard) {
-            (_, true) => Stage::Private(private_door(&env.conn).await?),
-            (Some(state), false) => Stage::Managed(state.clone()),
-            (None, false) => return Err(FaultError::NeedsManagedBroker { scenario: "broker-down" }),
-        };
-        // The producer goes through the door the outage is staged on.
-        let conn = match &stage {
-            Stage::Private(door) => crate::kafka::Connection { brokers: door.addr().to_string(), ..env.conn.clone() },
-            Stage::Managed(_) => env.conn.clone(),
-        };
+        let state = env.managed.clone().ok_or(FaultError::NeedsManagedBroker { scenario: "broker-down" })?;
+        let conn = &env.conn;
         let scratch = Scratch::create(&env.conn, "break.down", &[("", 3)]).await?;
         let topic = scratch.names[0].clone();
         let mut ids = Vec::with_capacity(self.count);
@@ -95,17 +66,11 @@ impl BrokerDown {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let at = done.load(Ordering::Relaxed);
-            match &stage {
-                Stage::Private(door) => {
-                    door.outage(self.down_for).await;
-                    door.wait_up().await;
-                }
-                Stage::Managed(state) => self.on_managed(state, paths).await?,
-            }
+            self.on_managed(&state, paths).await?;
             Ok::<u64, FaultError>(at)
         };
         let publish = async {
-            let report = producer::produce(&conn, &options, records, |n| done.store(n, Ordering::Relaxed)).await;
+            let report = producer::produce(conn, &options, records, |n| done.store(n, Ordering::Relaxed)).await;
             finished.store(true, Ordering::Relaxed);
             report
         };

@@ -4,7 +4,6 @@
 //! look for and how the fix shows up. Scenarios clean up the topics they make.
 
 mod broker_down;
-pub(crate) use broker_down::private_door;
 mod duplicates;
 mod malformed;
 mod ordering;

@@ -7,8 +7,9 @@ use super::{Env, FaultError, Report, Scratch, Verdict};
 use crate::{
     events,
     kafka::{
+        admin,
         consumer::{self, ConsumeOptions, Decoders, StartAt},
-        admin, groups,
+        groups,
         producer::{self, OutRecord, ProduceOptions},
     },
 };

@@ -24,7 +24,9 @@ impl Scratch {
         let run = crate::events::new_id("run");
         let plan: Vec<TopicPlan> = topics
             .iter()
-            .map(|(suffix, partitions)| TopicPlan::plain(format!("{PREFIX}{owner}.{run}{suffix}"), *partitions, "scratch topic"))
+            .map(|(suffix, partitions)| {
+                TopicPlan::plain(format!("{PREFIX}{owner}.{run}{suffix}"), *partitions, "scratch topic")
+            })
             .collect();
         admin::create_topics(conn, &plan, false).await?;
         Ok(Self { names: plan.into_iter().map(|t| t.name).collect() })

@@ -73,7 +73,8 @@ pub async fn live(lab: &Lab, env: &mut checks::Env) -> Vec<String> {
     let mut problems = Vec::new();
     env.programs = Programs::reference(lab);
     for c in super::verify(lab, env).await.conditions.iter().filter(|c| c.status != Status::Passed) {
-        problems.push(format!("{}: the reference solution fails `{}`: {}", lab.dir, c.verdict.what, c.verdict.observed));
+        problems
+            .push(format!("{}: the reference solution fails `{}`: {}", lab.dir, c.verdict.what, c.verdict.observed));
     }
     env.programs = Programs::none();
     let unconfigured = super::verify(lab, env).await;

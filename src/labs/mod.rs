@@ -107,7 +107,12 @@ impl Lab {
 
     /// The programs a condition or step of this lab runs.
     pub fn roles(&self) -> std::collections::BTreeSet<Role> {
-        self.conditions.iter().map(|c| &c.check).chain(self.steps.iter().map(|s| &s.check)).filter_map(CheckSpec::needs).collect()
+        self.conditions
+            .iter()
+            .map(|c| &c.check)
+            .chain(self.steps.iter().map(|s| &s.check))
+            .filter_map(CheckSpec::needs)
+            .collect()
     }
 }
 

@@ -87,7 +87,8 @@ impl Config {
             "# Your programs, run by `chinook lab N verify` under the lab contract\n# (`chinook lab 1 contract`). Any language; run through `sh -c` here.\n{}",
             toml::to_string(self).expect("the config serializes")
         );
-        std::fs::write(&path, text).map_err(|e| LabError::Io { what: path.display().to_string(), reason: e.to_string() })
+        std::fs::write(&path, text)
+            .map_err(|e| LabError::Io { what: path.display().to_string(), reason: e.to_string() })
     }
 }
 
@@ -149,7 +150,9 @@ pub fn spawn(command: &str, label: &str, vars: &[(&str, String)], log: &Path) ->
     let err = out.try_clone().map_err(io)?;
     let mut path = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
     if let Some(rest) = std::env::var_os("PATH") {
-        path = PathBuf::from(std::env::join_paths(std::iter::once(path).chain(std::env::split_paths(&rest))).unwrap_or(rest));
+        path = PathBuf::from(
+            std::env::join_paths(std::iter::once(path).chain(std::env::split_paths(&rest))).unwrap_or(rest),
+        );
     }
     let child = tokio::process::Command::new("sh")
         .args(["-c", command])

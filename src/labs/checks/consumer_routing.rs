@@ -27,7 +27,8 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// The records the check publishes, and the poison one's event id.
 fn records(topic: &str) -> (Vec<OutRecord>, String) {
     let facts = Facts { id: 5, ..Default::default() };
-    let mut out: Vec<OutRecord> = EventKind::ALL.iter().map(|k| OutRecord::event(topic, &events::event(*k, &facts, 1))).collect();
+    let mut out: Vec<OutRecord> =
+        EventKind::ALL.iter().map(|k| OutRecord::event(topic, &events::event(*k, &facts, 1))).collect();
     // A type from a newer schema: this consumer has no handler for it.
     let unknown = CustomerEvent { event_type: 99, ..events::event(EventKind::CustomerDeleted, &facts, 2) };
     let unknown = CustomerEvent { payload: None, ..unknown };
@@ -53,7 +54,8 @@ pub async fn check(env: &Env, id: &str, topic: &str) -> Checked {
     );
     let group = events::new_id("chinook-check-routing");
     let result = async {
-        producer::produce(&env.conn, &ProduceOptions { idempotent: false, ..Default::default() }, records, |_| {}).await?;
+        producer::produce(&env.conn, &ProduceOptions { idempotent: false, ..Default::default() }, records, |_| {})
+            .await?;
         let vars = [
             ("CHINOOK_TOPIC", scratch.names[0].clone()),
             ("CHINOOK_GROUP", group.clone()),
@@ -71,8 +73,10 @@ pub async fn check(env: &Env, id: &str, topic: &str) -> Checked {
     .await;
     scratch.remove(&env.conn).await;
     let (progress, crashed, running, parked) = result?;
-    let parked_ids: Vec<String> =
-        parked.iter().map(|r| CustomerEvent::decode(r.value.as_slice()).map(|e| e.event_id).unwrap_or_default()).collect();
+    let parked_ids: Vec<String> = parked
+        .iter()
+        .map(|r| CustomerEvent::decode(r.value.as_slice()).map(|e| e.event_id).unwrap_or_default())
+        .collect();
     let poison_parked = parked_ids.contains(&poison_id);
     let others = parked_ids.iter().filter(|i| **i != poison_id).count();
     let observed = format!(
@@ -82,5 +86,6 @@ pub async fn check(env: &Env, id: &str, topic: &str) -> Checked {
         if poison_parked { "the poison event" } else { "NOT the poison event" },
         if others > 0 { format!(" and {others} other record(s)") } else { String::new() }
     );
-    Ok(Judged::new(progress.done() && !crashed && poison_parked && others == 0, expected, observed).with_output(&running))
+    Ok(Judged::new(progress.done() && !crashed && poison_parked && others == 0, expected, observed)
+        .with_output(&running))
 }

@@ -48,9 +48,16 @@ pub async fn check(env: &Env, id: &str, topic: &str, members: u32, count: u32) -
         producer::produce(&env.conn, &ProduceOptions { idempotent: false, ..Default::default() }, records, |_| {})
             .await?;
         let all_in = |p: &evidence::Progress| p.done() && p.most_members >= members as usize;
-        let progress =
-            evidence::watch_group(&env.conn, &group, &scratch.names[0], partitions as usize, &mut running, LIMIT, all_in)
-                .await?;
+        let progress = evidence::watch_group(
+            &env.conn,
+            &group,
+            &scratch.names[0],
+            partitions as usize,
+            &mut running,
+            LIMIT,
+            all_in,
+        )
+        .await?;
         let crashed: Vec<String> = running.iter_mut().filter_map(|r| r.crashed().then(|| r.label.clone())).collect();
         evidence::stop_all(&mut running, Duration::from_secs(10)).await;
         Ok::<_, super::Failed>((progress, crashed, running))

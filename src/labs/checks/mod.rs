@@ -99,7 +99,8 @@ impl Env {
         };
         let log = self.runs.join(id).join(format!("{}-{n}.log", role.name()));
         // The check's own variables come last: they may point the program at a private door.
-        let vars: Vec<(&str, String)> = [("CHINOOK_BROKERS", self.conn.brokers.clone())].into_iter().chain(vars.iter().cloned()).collect();
+        let vars: Vec<(&str, String)> =
+            [("CHINOOK_BROKERS", self.conn.brokers.clone())].into_iter().chain(vars.iter().cloned()).collect();
         Ok(programs::spawn(command, &format!("{whose} {} #{n}", role.name()), &vars, &log)?)
     }
 }
@@ -141,7 +142,8 @@ pub async fn run(spec: &CheckSpec, id: &str, env: &Env) -> Judged {
     if let Some(role) = spec.needs()
         && env.programs.get(role).is_none()
     {
-        let mut judged = Judged::new(false, format!("your {} run and judged", role.name()), "not attempted: none configured");
+        let mut judged =
+            Judged::new(false, format!("your {} run and judged", role.name()), "not attempted: none configured");
         judged.attempted = false;
         return judged;
     }

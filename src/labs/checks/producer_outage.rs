@@ -11,8 +11,8 @@ use prost::Message as _;
 
 use super::{Checked, Env, Judged, Role};
 use crate::{
+    broker::frontdoor::FrontDoor,
     codec::pb::events::v1::CustomerEvent,
-    faults,
     kafka::{consumer, scratch::Scratch},
 };
 
@@ -26,7 +26,7 @@ pub async fn check(env: &Env, id: &str, topic: &str, count: u32, outage_ms: u64)
     let partitions = env.topic(topic)?.partitions;
     let scratch = Scratch::create(&env.conn, "check.outage", &[("", partitions)]).await?;
     let result = async {
-        let door = faults::private_door(&env.conn).await?;
+        let door = FrontDoor::in_front_of(&env.conn).await?;
         door.cut_after_next_produce(Duration::from_millis(outage_ms));
         let mut producer = env.start(
             id,
