@@ -1,5 +1,7 @@
 //! The embedded engine: tansu 0.6.0 with in-memory storage, run inside the
-//! chinook process, behind the front door and our storage corrections.
+//! chinook process, behind the front door (with the protocol adapter) and
+//! our storage corrections; a maintenance task aborts transactions whose
+//! producer went quiet past their timeout.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener as StdListener},
@@ -15,7 +17,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use url::Url;
 use uuid::Uuid;
 
-use super::{BrokerError, frontdoor::FrontDoor, storage::Corrected};
+use super::{BrokerError, adapter::Adapter, frontdoor::FrontDoor, storage::Corrected};
 use crate::codec::Schemas;
 
 const NODE_ID: i32 = 111;
@@ -25,7 +27,7 @@ const CLUSTER_ID: &str = "chinook";
 pub struct Embedded {
     pub door: FrontDoor,
     pub internal: SocketAddr,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Embedded {
@@ -36,7 +38,7 @@ impl Embedded {
 
     /// Stops the broker (the in-memory data goes with it).
     pub fn shutdown(self) {
-        self.task.abort();
+        self.tasks.iter().for_each(JoinHandle::abort);
     }
 }
 
@@ -101,10 +103,14 @@ pub async fn start(
     let incarnation =
         Uuid::from_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
     let urls = (url(internal), url(advertised));
-    let (failed, task) = if corrected {
-        spawn_broker(Corrected::new(container), urls, incarnation)?
+    let (failed, mut tasks, adapter) = if corrected {
+        let storage = Corrected::new(container);
+        let (failed, task) = spawn_broker(storage.clone(), urls, incarnation)?;
+        let expiry = tokio::spawn(expire_transactions(storage.clone()));
+        (failed, vec![task, expiry], Some(Adapter::new(Arc::new(storage))))
     } else {
-        spawn_broker(container, urls, incarnation)?
+        let (failed, task) = spawn_broker(container, urls, incarnation)?;
+        (failed, vec![task], None)
     };
     // Ready when the internal listener accepts connections.
     let ready = async {
@@ -120,8 +126,24 @@ pub async fn start(
         _ = failed.notified() => return Err(BrokerError::Io { what: "starting the embedded broker".into(), reason: "it stopped during start-up (see the log)".into() }),
         _ = tokio::time::sleep(Duration::from_secs(10)) => return Err(BrokerError::Io { what: "starting the embedded broker".into(), reason: "it did not listen within 10 s".into() }),
     }
-    let door = FrontDoor::start(door_listener, internal).map_err(|e| fail("starting the front door", &e))?;
-    Ok(Embedded { door, internal, task })
+    let door = match adapter {
+        Some(adapter) => FrontDoor::start_adapted(door_listener, internal, adapter),
+        None => FrontDoor::start(door_listener, internal),
+    };
+    let door = door.map_err(|e| {
+        tasks.drain(..).for_each(|t| t.abort());
+        fail("starting the front door", &e)
+    })?;
+    Ok(Embedded { door, internal, tasks })
+}
+
+/// Once a second, aborts the transactions that outlived their timeout.
+async fn expire_transactions<S: tansu_storage::Storage>(storage: Corrected<S>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        storage.expire_transactions(std::time::Instant::now()).await;
+    }
 }
 
 type Spawned = (Arc<tokio::sync::Notify>, JoinHandle<()>);

@@ -5,7 +5,11 @@
 //! while the broker and its data live on:
 //! - an *outage* closes every client connection and refuses new ones (the
 //!   listening socket is closed) until it ends;
-//! - *latency* delays every chunk the broker sends back.
+//! - *latency* delays every answer the broker sends back.
+//!
+//! In front of the embedded engine the door also carries the tansu adapter
+//! (`adapter.rs`): it relays one request at a time and corrects the answers
+//! tansu 0.6.0 gets wrong for some clients, and answers EndTxn itself.
 //!
 //! A *private* door ([`FrontDoor::start_private`]) sits in front of a broker
 //! that advertises another address: it rewrites the broker list of every
@@ -24,7 +28,7 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     net::{
         TcpListener, TcpStream,
         tcp::{OwnedReadHalf, OwnedWriteHalf},
@@ -32,6 +36,8 @@ use tokio::{
     sync::{Notify, watch},
     time::Instant,
 };
+
+use super::adapter::Adapter;
 
 /// A running front door, cheap to clone.
 #[derive(Clone)]
@@ -44,6 +50,8 @@ struct Shared {
     target: SocketAddr,
     /// Rewrite Metadata responses to advertise `addr` (a private door).
     advertise: bool,
+    /// Protocol corrections for the broker behind (the embedded engine).
+    adapter: Option<Adapter>,
     latency_ms: AtomicU64,
     down_until: Mutex<Option<Instant>>,
     /// Bumped on every outage: relays watching it close their connections.
@@ -72,21 +80,32 @@ pub struct DoorState {
 impl FrontDoor {
     /// Starts relaying `listener`'s connections to `target`.
     pub fn start(listener: TcpListener, target: SocketAddr) -> std::io::Result<Self> {
-        Self::open(listener, target, false)
+        Self::open(listener, target, false, None)
+    }
+
+    /// Like [`FrontDoor::start`], with `adapter` correcting the broker's answers.
+    pub fn start_adapted(listener: TcpListener, target: SocketAddr, adapter: Adapter) -> std::io::Result<Self> {
+        Self::open(listener, target, false, Some(adapter))
     }
 
     /// Starts a private door to `target` (a single-node broker) on a free
     /// loopback port: clients that bootstrap here are told the broker is here.
     pub async fn start_private(target: SocketAddr) -> std::io::Result<Self> {
-        Self::open(TcpListener::bind("127.0.0.1:0").await?, target, true)
+        Self::open(TcpListener::bind("127.0.0.1:0").await?, target, true, None)
     }
 
-    fn open(listener: TcpListener, target: SocketAddr, advertise: bool) -> std::io::Result<Self> {
+    fn open(
+        listener: TcpListener,
+        target: SocketAddr,
+        advertise: bool,
+        adapter: Option<Adapter>,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             addr,
             target,
             advertise,
+            adapter,
             latency_ms: AtomicU64::new(0),
             down_until: Mutex::new(None),
             epoch: watch::channel(0).0,
@@ -218,6 +237,8 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     shared.connections.fetch_add(1, Ordering::Relaxed);
                     if shared.advertise {
                         tokio::spawn(advertise::relay(shared.clone(), client));
+                    } else if let Some(adapter) = shared.adapter.clone() {
+                        tokio::spawn(adapted(shared.clone(), client, adapter));
                     } else {
                         tokio::spawn(relay(shared.clone(), client));
                     }
@@ -290,29 +311,59 @@ async fn relay(shared: Arc<Shared>, client: TcpStream) {
     }
 }
 
+/// A relay through the adapter: one request at a time, each answer read
+/// whole (tansu serves a connection in order, so nothing is lost in pace).
+async fn adapted(shared: Arc<Shared>, client: TcpStream, adapter: Adapter) {
+    let Some(Link { mut client_rx, mut client_tx, mut broker_rx, mut broker_tx, mut epoch }) =
+        link(&shared, client).await
+    else {
+        return;
+    };
+    let serve = async {
+        while let Ok(request) = read_frame(&mut client_rx).await {
+            let answer = match adapter.exchange(request, &mut broker_rx, &mut broker_tx).await {
+                Ok(Some(answer)) => answer,
+                Ok(None) => continue,
+                Err(_) => break,
+            };
+            let delay = shared.latency_ms.load(Ordering::Relaxed);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            if client_tx.write_all(&answer).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = serve => {}
+        _ = epoch.changed() => {}
+    }
+}
+
+/// One Kafka frame, its 4-byte size prefix included.
+pub(super) async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+    let mut size = [0u8; 4];
+    from.read_exact(&mut size).await?;
+    let len = usize::try_from(i32::from_be_bytes(size)).map_err(std::io::Error::other)?;
+    let mut frame = vec![0u8; 4 + len];
+    frame[..4].copy_from_slice(&size);
+    from.read_exact(&mut frame[4..]).await?;
+    Ok(frame)
+}
+
 /// The private door's relay: Kafka frames read whole in both directions, and
 /// the broker list of Metadata responses rewritten to the door's address.
 mod advertise {
     use std::{collections::HashMap, sync::Arc};
 
     use tansu_sans_io::{Body, Frame};
-    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
-    use super::{Link, Shared, TcpStream, link};
+    use super::{Link, Shared, TcpStream, link, read_frame};
 
     const PRODUCE: i16 = 0;
     const METADATA: i16 = 3;
-
-    /// One frame, its 4-byte size prefix included.
-    async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
-        let mut size = [0u8; 4];
-        from.read_exact(&mut size).await?;
-        let len = usize::try_from(i32::from_be_bytes(size)).map_err(std::io::Error::other)?;
-        let mut frame = vec![0u8; 4 + len];
-        frame[..4].copy_from_slice(&size);
-        from.read_exact(&mut frame[4..]).await?;
-        Ok(frame)
-    }
 
     fn be_i16(b: &[u8]) -> i16 {
         i16::from_be_bytes([b[0], b[1]])

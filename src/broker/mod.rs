@@ -3,6 +3,7 @@
 //! `.chinook/broker/`, the front door that stages outages, and the control
 //! endpoint the CLI talks to.
 
+pub mod adapter;
 pub mod bufstream;
 pub mod context;
 pub mod control;
@@ -15,6 +16,8 @@ pub mod process;
 pub mod registry;
 #[cfg(feature = "embedded")]
 pub mod storage;
+#[cfg(feature = "embedded")]
+pub mod txn;
 
 use std::{
     net::SocketAddr,

@@ -15,6 +15,15 @@
 //!
 //! The index holds, per partition, each batch's base offset, last offset
 //! delta and max timestamp, recorded as `produce` succeeds.
+//!
+//! Two more corrections concern producers and transactions:
+//! - `init_producer`: InitProducerId before v3 has no producer id/epoch
+//!   fields; Kafka reads them as -1, tansu passes `None` on and its storage
+//!   answers UNKNOWN_SERVER_ERROR (every kafkajs idempotent producer). We
+//!   fill in the protocol's defaults.
+//! - transactional writes, ends and rollbacks are recorded in the
+//!   transaction ledger (`txn.rs`), which knows what tansu does not tell a
+//!   read-committed consumer: which records were aborted.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -47,6 +56,8 @@ use tansu_storage::{
 use url::Url;
 use uuid::Uuid;
 
+use super::txn::Ledger;
+
 #[derive(Clone, Copy, Debug)]
 struct BatchInfo {
     last_offset_delta: i32,
@@ -55,16 +66,18 @@ struct BatchInfo {
 
 type Index = HashMap<Topition, BTreeMap<i64, BatchInfo>>;
 
-/// The wrapped storage plus our per-partition batch index.
+/// The wrapped storage plus our per-partition batch index and the
+/// transaction ledger.
 #[derive(Clone, Debug)]
 pub struct Corrected<S> {
-    inner: S,
+    pub(super) inner: S,
     index: Arc<Mutex<Index>>,
+    pub(super) txns: Arc<Mutex<Ledger>>,
 }
 
 impl<S: Storage> Corrected<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, index: Arc::default() }
+        Self { inner, index: Arc::default(), txns: Arc::default() }
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -109,8 +122,14 @@ impl<S: Storage> Corrected<S> {
 impl<S: Storage> Storage for Corrected<S> {
     async fn produce(&self, transaction_id: Option<&str>, topition: &Topition, batch: deflated::Batch) -> Result<i64> {
         let info = BatchInfo { last_offset_delta: batch.last_offset_delta, max_timestamp: batch.max_timestamp };
+        let txn = (batch.is_transactional() && !batch.is_control())
+            .then_some((batch.producer_id, batch.producer_epoch))
+            .zip(transaction_id);
         let base = self.inner.produce(transaction_id, topition, batch).await?;
         self.index().entry(topition.clone()).or_default().insert(base, info);
+        if let Some(((producer_id, epoch), id)) = txn {
+            self.ledger().wrote(id, producer_id, epoch, topition, base);
+        }
         Ok(base)
     }
 
@@ -156,6 +175,7 @@ impl<S: Storage> Storage for Corrected<S> {
         let live: Vec<String> =
             self.inner.metadata(None).await?.topics().iter().filter_map(|t| t.name.clone()).collect();
         self.index().retain(|tp, _| live.iter().any(|n| n == tp.topic()));
+        self.ledger().retain_topics(|topic| live.iter().any(|n| n == topic));
         Ok(code)
     }
 
@@ -259,7 +279,19 @@ impl<S: Storage> Storage for Corrected<S> {
         producer_id: Option<i64>,
         producer_epoch: Option<i16>,
     ) -> Result<ProducerIdResponse> {
-        self.inner.init_producer(transaction_id, transaction_timeout_ms, producer_id, producer_epoch).await
+        // Before v3 the request has no producer id/epoch: the protocol's default is -1.
+        let (producer_id, producer_epoch) = (producer_id.or(Some(-1)), producer_epoch.or(Some(-1)));
+        let Some(id) = transaction_id else {
+            return self.inner.init_producer(None, transaction_timeout_ms, producer_id, producer_epoch).await;
+        };
+        // Re-initialising an id whose transaction is open rolls it back (inside tansu).
+        let before = self.before_end(id).await?;
+        let response = self.inner.init_producer(Some(id), transaction_timeout_ms, producer_id, producer_epoch).await?;
+        if response.error == ErrorCode::None {
+            self.ended(id, false, before).await?;
+            self.ledger().init(id, transaction_timeout_ms);
+        }
+        Ok(response)
     }
     async fn txn_add_offsets(
         &self,
@@ -283,7 +315,12 @@ impl<S: Storage> Storage for Corrected<S> {
         producer_epoch: i16,
         committed: bool,
     ) -> Result<ErrorCode> {
-        self.inner.txn_end(transaction_id, producer_id, producer_epoch, committed).await
+        let before = self.before_end(transaction_id).await?;
+        let code = self.inner.txn_end(transaction_id, producer_id, producer_epoch, committed).await?;
+        if code == ErrorCode::None {
+            self.ended(transaction_id, committed, before).await?;
+        }
+        Ok(code)
     }
     async fn maintain(&self, now: SystemTime) -> Result<()> {
         self.inner.maintain(now).await
