@@ -30,8 +30,10 @@ use tansu_sans_io::{
 };
 
 const API_VERSIONS: i16 = 18;
+const OFFSET_COMMIT: i16 = 8;
 const JOIN_GROUP: i16 = 11;
 const SYNC_GROUP: i16 = 14;
+const LEAVE_GROUP: i16 = 13;
 const INIT_PRODUCER_ID: i16 = 22;
 const END_TXN: i16 = 26;
 
@@ -234,6 +236,83 @@ fn a_follower_is_not_stranded_by_a_leader_that_died() {
     assert_eq!((code, assignment), (0, 0), "tansu: success with no assignment, and the group stays so");
     let (code, _) = follower_after_dead_leader(&broker().bootstrap);
     assert_eq!(code, REBALANCE_IN_PROGRESS, "the door: the follower rejoins and is elected");
+}
+
+/// LeaveGroup v3 for `member`.
+fn leave_v3(addr: &str, group: &str, member: &str) -> i16 {
+    use tansu_sans_io::leave_group_request::{LeaveGroupRequest, MemberIdentity};
+    let body = LeaveGroupRequest::default()
+        .group_id(group.into())
+        .members(Some(vec![MemberIdentity::default().member_id(member.into()).group_instance_id(None)]));
+    let frame = call(addr, LEAVE_GROUP, 3, Body::LeaveGroupRequest(body)).expect("a LeaveGroup answer");
+    let Body::LeaveGroupResponse(left) = answer(&frame, LEAVE_GROUP, 3) else { panic!("not LeaveGroup") };
+    left.members.unwrap_or_default().first().map_or(left.error_code, |m| m.error_code)
+}
+
+/// The leader leaves while a newcomer's join is rebalancing the group; the
+/// newcomer's own join then names this leader. Returns (leader named, the
+/// newcomer's id, its sync answer).
+fn newcomer_after_leader_left(addr: &str) -> (String, String, i16) {
+    let group = unique("leader-left");
+    let (_, a, _, _) = join_v5(addr, &group, "");
+    let (_, _, generation, _) = join_v5(addr, &group, &a);
+    assert_eq!(sync_v3(addr, &group, generation, &a, true).0, 0);
+    let (code, b, _, _) = join_v5(addr, &group, "");
+    assert_eq!(code, 79, "b is known to the group, which starts a rebalance");
+    assert_eq!(leave_v3(addr, &group, &a), 0, "the leader leaves cleanly");
+    let (code, _, generation, leader) = join_v5(addr, &group, &b);
+    assert_eq!(code, 0);
+    let sync = sync_v3(addr, &group, generation, &b, leader == b).0;
+    (leader, b, sync)
+}
+
+#[test]
+fn a_group_whose_leader_left_elects_the_next_member() {
+    const REBALANCE_IN_PROGRESS: i16 = 27;
+    let (leader, b, sync) = newcomer_after_leader_left(&raw_broker().bootstrap);
+    assert_ne!(leader, b, "tansu keeps the member that left as the leader");
+    assert_eq!(sync, REBALANCE_IN_PROGRESS, "and the newcomer can never sync");
+    let (leader, b, sync) = newcomer_after_leader_left(&broker().bootstrap);
+    assert_eq!(leader, b, "chinook's storage drops the departed leader: the newcomer leads");
+    assert_eq!(sync, 0);
+}
+
+/// OffsetCommit v1 of offset 1 on partition 0 with the "now" timestamp
+/// (-1), as sarama 1.22 sends it, for a member that has joined; the
+/// partition's error code.
+fn commit_v1_now(addr: &str, topic: &str) -> i16 {
+    use tansu_sans_io::offset_commit_request::{
+        OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let group = unique("sarama-like");
+    let (_, member, _, _) = join_v5(addr, &group, "");
+    let (_, _, generation, _) = join_v5(addr, &group, &member);
+    assert_eq!(sync_v3(addr, &group, generation, &member, true).0, 0);
+    let partition = OffsetCommitRequestPartition::default()
+        .partition_index(0)
+        .committed_offset(1)
+        .commit_timestamp(Some(-1))
+        .committed_metadata(Some(String::new()));
+    let body = OffsetCommitRequest::default()
+        .group_id(group)
+        .generation_id_or_member_epoch(Some(generation))
+        .member_id(Some(member))
+        .topics(Some(vec![OffsetCommitRequestTopic::default().name(topic.into()).partitions(Some(vec![partition]))]));
+    let frame = call(addr, OFFSET_COMMIT, 1, Body::OffsetCommitRequest(body)).expect("an OffsetCommit answer");
+    let Body::OffsetCommitResponse(committed) = answer(&frame, OFFSET_COMMIT, 1) else { panic!("not OffsetCommit") };
+    committed.topics.unwrap_or_default()[0].partitions.as_ref().unwrap()[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offset_commit_v1_with_the_now_timestamp_is_stored() {
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    for (b, expected) in [(raw_broker(), UNKNOWN_MEMBER_ID), (broker(), 0)] {
+        let topic = unique("commit-v1");
+        create_topic(b, &topic, 1).await;
+        let addr = b.bootstrap.clone();
+        let code = tokio::task::spawn_blocking(move || commit_v1_now(&addr, &topic)).await.unwrap();
+        assert_eq!(code, expected, "{}", if expected == 0 { "through the door" } else { "tansu's own path" });
+    }
 }
 
 fn init_producer_v1(addr: &str) -> (i16, i64) {

@@ -15,6 +15,11 @@
 //!   which KIP-394 reserves for v4+, and old clients (sarama 1.22,
 //!   kafka-go) give up. The door sends the join again with the id tansu
 //!   handed out and passes the second answer on, as Kafka would have.
+//! - **OffsetCommit** v1–4 with the "use the broker's default" values Kafka
+//!   defines (-1 as v1's commit timestamp: now; -1 as v2–4's retention: the
+//!   broker's setting): tansu converts them to unsigned durations, fails,
+//!   and answers every partition UNKNOWN_MEMBER_ID (sarama 1.22 never gets a
+//!   commit through). We send what -1 stands for.
 //! - **SyncGroup** from a follower (no assignments): when the leader was
 //!   dropped for missing heartbeats between join and sync (a consumer killed
 //!   and restarted at once), tansu makes the follower the leader of a group
@@ -39,6 +44,7 @@ use super::frontdoor::read_frame;
 
 const PRODUCE: i16 = 0;
 const FETCH: i16 = 1;
+const OFFSET_COMMIT: i16 = 8;
 const JOIN_GROUP: i16 = 11;
 const SYNC_GROUP: i16 = 14;
 const API_VERSIONS: i16 = 18;
@@ -46,6 +52,8 @@ const END_TXN: i16 = 26;
 /// The EndTxn versions we answer (v4 only adds an error we never send).
 const END_TXN_VERSIONS: (i16, i16) = (0, 3);
 const MEMBER_ID_REQUIRED: i16 = 79;
+/// Kafka's default offset retention (`offsets.retention.minutes`, 7 days).
+const OFFSET_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// A topic as a Fetch names it: by name, or by id from v13 on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +122,7 @@ impl Adapter {
         }
         let request = match head.key {
             SYNC_GROUP => follower_sync(&request).unwrap_or(request),
+            OFFSET_COMMIT if (1..=4).contains(&head.version) => commit_defaults(&request).unwrap_or(request),
             _ => request,
         };
         broker_tx.write_all(&request).await?;
@@ -251,6 +260,27 @@ fn rejoin_request(request: &[u8], response: &[u8], head: Head) -> Option<Vec<u8>
     }
     join.member_id = answer.member_id;
     Frame::request(header, Body::JoinGroupRequest(join)).ok().map(|b| b.to_vec())
+}
+
+/// An OffsetCommit with Kafka's "-1: the broker's default" values spelt out.
+fn commit_defaults(request: &[u8]) -> Option<Vec<u8>> {
+    let Frame { header, body: Body::OffsetCommitRequest(mut commit), .. } = Frame::request_from_bytes(request).ok()?
+    else {
+        return None;
+    };
+    let mut changed = false;
+    if commit.retention_time_ms == Some(-1) {
+        commit.retention_time_ms = Some(OFFSET_RETENTION_MS);
+        changed = true;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    for partition in commit.topics.iter_mut().flatten().flat_map(|t| t.partitions.iter_mut().flatten()) {
+        if partition.commit_timestamp == Some(-1) {
+            partition.commit_timestamp = Some(now);
+            changed = true;
+        }
+    }
+    changed.then(|| Frame::request(header, Body::OffsetCommitRequest(commit)).ok().map(|b| b.to_vec())).flatten()
 }
 
 /// A follower's SyncGroup (an empty assignment list) with a null list.

@@ -10,6 +10,8 @@ pub mod control;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod frontdoor;
+#[cfg(feature = "embedded")]
+pub mod groups;
 pub mod ports;
 pub mod process;
 #[cfg(feature = "embedded")]

@@ -21,6 +21,8 @@
 //!   fields; Kafka reads them as -1, tansu passes `None` on and its storage
 //!   answers UNKNOWN_SERVER_ERROR (every kafkajs idempotent producer). We
 //!   fill in the protocol's defaults.
+//! - `update_group`: a group whose forming leader left is written back
+//!   without it (`groups.rs`), so the next member to join can lead.
 //! - transactional writes, ends and rollbacks are recorded in the
 //!   transaction ledger (`txn.rs`), which knows what tansu does not tell a
 //!   read-committed consumer: which records were aborted.
@@ -56,7 +58,7 @@ use tansu_storage::{
 use url::Url;
 use uuid::Uuid;
 
-use super::txn::Ledger;
+use super::{groups::Written, txn::Ledger};
 
 #[derive(Clone, Copy, Debug)]
 struct BatchInfo {
@@ -73,11 +75,12 @@ pub struct Corrected<S> {
     pub(super) inner: S,
     index: Arc<Mutex<Index>>,
     pub(super) txns: Arc<Mutex<Ledger>>,
+    pub(super) groups: Arc<Mutex<Written>>,
 }
 
 impl<S: Storage> Corrected<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, index: Arc::default(), txns: Arc::default() }
+        Self { inner, index: Arc::default(), txns: Arc::default(), groups: Arc::default() }
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -270,7 +273,7 @@ impl<S: Storage> Storage for Corrected<S> {
         detail: GroupDetail,
         version: Option<Version>,
     ) -> Result<Version, UpdateError<GroupDetail>> {
-        self.inner.update_group(group_id, detail, version).await
+        self.update_group_corrected(group_id, detail, version).await
     }
     async fn init_producer(
         &self,
