@@ -175,45 +175,46 @@ impl Adapter {
         if fetch.isolation_level != Some(1) {
             return None;
         }
-        let asked =
-            |topic: &TopicRef, partition: i32| {
-                fetch.topics.iter().flatten().filter(|t| same_topic(topic, t.topic.as_deref(), t.topic_id)).find_map(
-                    |t| t.partitions.iter().flatten().find(|p| p.partition == partition).map(|p| p.fetch_offset),
-                )
-            };
+        // What each partition asked for must list, from the request alone:
+        // the answer is only decoded when something is to be listed.
+        let mut lists = Vec::new();
+        for topic in fetch.topics.iter().flatten() {
+            let Some(id) = topic_ref(topic.topic.as_deref(), topic.topic_id) else { continue };
+            for partition in topic.partitions.iter().flatten() {
+                let aborted = self.transactions.aborted(id.clone(), partition.partition, partition.fetch_offset).await;
+                if !aborted.is_empty() {
+                    lists.push((id.clone(), partition.partition, aborted));
+                }
+            }
+        }
+        if lists.is_empty() {
+            return None;
+        }
         let Frame { header, body: Body::FetchResponse(mut answer), .. } =
             Frame::response_from_bytes(response, FETCH, head.version).ok()?
         else {
             return None;
         };
-        let mut listed = false;
         for topic in answer.responses.iter_mut().flatten() {
-            let id = match (&topic.topic, topic.topic_id) {
-                (Some(name), _) => TopicRef::Name(name.clone()),
-                (None, Some(id)) => TopicRef::Id(id),
-                (None, None) => continue,
-            };
+            let Some(id) = topic_ref(topic.topic.as_deref(), topic.topic_id) else { continue };
             for partition in topic.partitions.iter_mut().flatten() {
-                let Some(from) = asked(&id, partition.partition_index) else { continue };
-                let aborted = self.transactions.aborted(id.clone(), partition.partition_index, from).await;
-                if aborted.is_empty() {
-                    continue;
+                if let Some((_, _, aborted)) =
+                    lists.iter().find(|(t, p, _)| *t == id && *p == partition.partition_index)
+                {
+                    partition.aborted_transactions = Some(aborted.clone());
                 }
-                listed = true;
-                partition.aborted_transactions = Some(aborted);
             }
-        }
-        if !listed {
-            return None;
         }
         Frame::response(header, Body::FetchResponse(answer), FETCH, head.version).ok().map(|b| b.to_vec())
     }
 }
 
-fn same_topic(topic: &TopicRef, name: Option<&str>, id: Option<[u8; 16]>) -> bool {
-    match topic {
-        TopicRef::Name(n) => name == Some(n.as_str()),
-        TopicRef::Id(i) => id == Some(*i),
+/// A Fetch topic by name (before v13) or by id.
+fn topic_ref(name: Option<&str>, id: Option<[u8; 16]>) -> Option<TopicRef> {
+    match (name, id) {
+        (Some(name), _) if !name.is_empty() => Some(TopicRef::Name(name.to_string())),
+        (_, Some(id)) => Some(TopicRef::Id(id)),
+        _ => None,
     }
 }
 

@@ -62,6 +62,12 @@ impl<S: Storage> Corrected<S> {
         Ok(at)
     }
 
+    /// Forgets what was written for deleted groups.
+    pub(super) fn forget_groups(&self, group_ids: &[String]) {
+        let mut written = self.written();
+        group_ids.iter().for_each(|id| _ = written.remove(id));
+    }
+
     fn written(&self) -> std::sync::MutexGuard<'_, Written> {
         // A poisoned lock only means another request panicked mid-update; the map is still usable.
         self.groups.lock().unwrap_or_else(|p| p.into_inner())

@@ -250,6 +250,7 @@ impl<S: Storage> Storage for Corrected<S> {
         self.inner.list_groups(states_filter).await
     }
     async fn delete_groups(&self, group_ids: Option<&[String]>) -> Result<Vec<DeletableGroupResult>> {
+        self.forget_groups(group_ids.unwrap_or_default());
         self.inner.delete_groups(group_ids).await
     }
     async fn describe_groups(

@@ -187,13 +187,19 @@ impl<S: Storage> Corrected<S> {
         }
     }
 
-    /// Aborts every open transaction older than its timeout (what Kafka's
-    /// coordinator does), so a producer that died mid-transaction does not
-    /// hold read-committed consumers back forever. Returns how many.
+    /// Aborts every open transaction older than its timeout and fences its
+    /// producer by bumping the epoch (what Kafka's coordinator does), so a
+    /// producer that died mid-transaction does not hold read-committed
+    /// consumers back forever, and cannot commit if it comes back. Returns
+    /// how many.
     pub async fn expire_transactions(&self, now: Instant) -> usize {
         let expired = self.ledger().expired(now);
         for (id, open) in &expired {
-            if !matches!(self.txn_end(id, open.producer_id, open.producer_epoch, false).await, Ok(ErrorCode::None)) {
+            if matches!(self.txn_end(id, open.producer_id, open.producer_epoch, false).await, Ok(ErrorCode::None)) {
+                let timeout_ms = i32::try_from(open.timeout.as_millis()).unwrap_or(i32::MAX);
+                // A new epoch for the id: the old producer's next request is fenced.
+                let _ = self.inner.init_producer(Some(id), timeout_ms, Some(-1), Some(-1)).await;
+            } else {
                 // Fenced or gone meanwhile: nothing left to abort.
                 self.ledger().close(id);
             }
