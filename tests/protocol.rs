@@ -315,20 +315,31 @@ async fn offset_commit_v1_with_the_now_timestamp_is_stored() {
     }
 }
 
-fn init_producer_v1(addr: &str) -> (i16, i64) {
-    let body = InitProducerIdRequest::default().transactional_id(None).transaction_timeout_ms(60_000);
-    let frame = call(addr, INIT_PRODUCER_ID, 1, Body::InitProducerIdRequest(body)).expect("an answer");
-    let Body::InitProducerIdResponse(init) = answer(&frame, INIT_PRODUCER_ID, 1) else { panic!("not InitProducerId") };
+/// InitProducerId (no transactional id) at `version`, with the producer's
+/// current id and epoch from v3 on; (error code, producer id).
+fn init_producer(addr: &str, version: i16, current: (i64, i16)) -> (i16, i64) {
+    let body = InitProducerIdRequest::default()
+        .transactional_id(None)
+        .transaction_timeout_ms(60_000)
+        .producer_id(Some(current.0))
+        .producer_epoch(Some(current.1));
+    let frame = call(addr, INIT_PRODUCER_ID, version, Body::InitProducerIdRequest(body)).expect("an answer");
+    let Body::InitProducerIdResponse(init) = answer(&frame, INIT_PRODUCER_ID, version) else {
+        panic!("not InitProducerId")
+    };
     (init.error_code, init.producer_id)
 }
 
 #[test]
-fn init_producer_id_v1_gives_an_idempotent_producer_its_id() {
-    let (code, _) = init_producer_v1(&raw_broker().bootstrap);
-    assert_eq!(code, -1, "tansu's storage refuses the fields v1 does not carry (UNKNOWN_SERVER_ERROR)");
-    let (code, id) = init_producer_v1(&broker().bootstrap);
-    assert_eq!(code, 0);
-    assert!(id >= 0);
+fn init_producer_id_serves_old_clients_and_epoch_bumps() {
+    // v1 carries no id/epoch (kafkajs); v4 with a current id and epoch asks for an epoch bump (KIP-360).
+    for (version, current) in [(1, (-1, -1)), (4, (7, 0))] {
+        let (code, _) = init_producer(&raw_broker().bootstrap, version, current);
+        assert_eq!(code, -1, "v{version}: tansu's storage answers UNKNOWN_SERVER_ERROR");
+        let (code, id) = init_producer(&broker().bootstrap, version, current);
+        assert_eq!(code, 0, "v{version}");
+        assert!(id >= 0);
+    }
 }
 
 fn transactional_producer(bootstrap: &str, id: &str) -> BaseProducer {

@@ -17,10 +17,10 @@
 //! delta and max timestamp, recorded as `produce` succeeds.
 //!
 //! Two more corrections concern producers and transactions:
-//! - `init_producer`: InitProducerId before v3 has no producer id/epoch
-//!   fields; Kafka reads them as -1, tansu passes `None` on and its storage
-//!   answers UNKNOWN_SERVER_ERROR (every kafkajs idempotent producer). We
-//!   fill in the protocol's defaults.
+//! - `init_producer`: tansu's storage serves only a producer id/epoch of
+//!   (-1, -1). Before v3 the request has none (tansu passes `None`: every
+//!   kafkajs idempotent producer got UNKNOWN_SERVER_ERROR), and from v3 a
+//!   producer may send its own to bump its epoch (KIP-360). We send -1.
 //! - `update_group`: a group whose forming leader left is written back
 //!   without it (`groups.rs`), so the next member to join can lead.
 //! - transactional writes, ends and rollbacks are recorded in the
@@ -283,8 +283,14 @@ impl<S: Storage> Storage for Corrected<S> {
         producer_id: Option<i64>,
         producer_epoch: Option<i16>,
     ) -> Result<ProducerIdResponse> {
-        // Before v3 the request has no producer id/epoch: the protocol's default is -1.
-        let (producer_id, producer_epoch) = (producer_id.or(Some(-1)), producer_epoch.or(Some(-1)));
+        // tansu's storage only serves (-1, -1). Before v3 the request has no
+        // producer id/epoch (the protocol's default is -1); from v3 a producer
+        // may send its current ones to have its epoch bumped (KIP-360, which
+        // librdkafka does after some idempotence errors). Served as (-1, -1):
+        // a transactional id gets its next epoch (its open transaction rolled
+        // back), an idempotent producer a fresh id, which clients accept.
+        let _ = (producer_id, producer_epoch);
+        let (producer_id, producer_epoch) = (Some(-1), Some(-1));
         let Some(id) = transaction_id else {
             return self.inner.init_producer(None, transaction_timeout_ms, producer_id, producer_epoch).await;
         };
