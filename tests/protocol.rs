@@ -124,6 +124,18 @@ fn api_versions_v3_is_readable_by_librdkafka_before_2_2() {
     skip_tags_like_librdkafka_2_0(api_versions_tags(&door)).unwrap();
 }
 
+#[test]
+fn a_request_that_is_not_kafka_is_turned_away() {
+    // An HTTP request's first four bytes read as a 1.2 GB frame size.
+    let mut stream = TcpStream::connect(&broker().bootstrap).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(stream.read(&mut buf).unwrap(), 0, "the door closes the connection");
+    // and keeps serving Kafka clients
+    assert!(lists_end_txn(&api_versions_v3(&broker().bootstrap)));
+}
+
 fn lists_end_txn(frame: &[u8]) -> bool {
     let Body::ApiVersionsResponse(versions) = answer(frame, API_VERSIONS, 3) else { panic!("not ApiVersions") };
     versions.api_keys.unwrap_or_default().iter().any(|k| k.api_key == END_TXN)

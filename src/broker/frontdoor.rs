@@ -341,11 +341,19 @@ async fn adapted(shared: Arc<Shared>, client: TcpStream, adapter: Adapter) {
     }
 }
 
+/// The largest frame the door reads (Kafka's `socket.request.max.bytes`):
+/// anything bigger is not Kafka (an HTTP request's first bytes read as a
+/// 1.2 GB size), and the connection is closed.
+const MAX_FRAME: usize = 100 * 1024 * 1024;
+
 /// One Kafka frame, its 4-byte size prefix included.
 pub(super) async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
     let mut size = [0u8; 4];
     from.read_exact(&mut size).await?;
     let len = usize::try_from(i32::from_be_bytes(size)).map_err(std::io::Error::other)?;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a Kafka frame: too large"));
+    }
     let mut frame = vec![0u8; 4 + len];
     frame[..4].copy_from_slice(&size);
     from.read_exact(&mut frame[4..]).await?;
