@@ -27,7 +27,6 @@ Needs: kafka-python (.ci/clients.sh installs it in target/clients-venv). Exit co
        check ran (whatever its result), 2 on a usage error.
 """
 
-import json
 import os
 import sys
 import threading
@@ -36,71 +35,12 @@ import time
 import kafka
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as Errors
+from harness import CHECK_TIMEOUT, SCHEMA_TOPIC, Failed, NotApplicable, left, main
 
 CLIENT = "kafka-python"
 VERSION = kafka.__version__
 BROKERS = (os.environ.get("CHINOOK_BROKERS") or "localhost:9092").split(",")
 PREFIX = os.environ.get("CLIENT_PREFIX") or f"kafka-python-{os.getpid()}-{int(time.time())}"
-SCHEMA_TOPIC = os.environ.get("CLIENT_SCHEMA_TOPIC") or "customer_events"
-CHECK_TIMEOUT = float(os.environ.get("CLIENT_CHECK_TIMEOUT") or 60)
-
-
-class NotApplicable(Exception):
-    """The client (this version) cannot do the check at all."""
-
-
-class Failed(Exception):
-    """The check ran and the result is wrong: the message is the detail."""
-
-
-def short(text, limit=500):
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def emit(check, ok, detail, secs, na=False):
-    line = {"client": CLIENT, "version": VERSION, "check": check, "ok": ok, "detail": short(detail)}
-    if na:
-        line["na"] = True
-    line["secs"] = round(secs, 2)
-    print(json.dumps(line), flush=True)
-
-
-def run_check(name, fn):
-    """Run fn(deadline) in a daemon thread; never wait more than CHECK_TIMEOUT (+5 s grace).
-
-    fn returns the detail of a success, or raises Failed / NotApplicable / anything else.
-    """
-    start = time.monotonic()
-    deadline = start + CHECK_TIMEOUT
-    outcome = {}
-
-    def body():
-        try:
-            outcome["result"] = (True, fn(deadline), False)
-        except NotApplicable as e:
-            outcome["result"] = (False, str(e), True)
-        except Failed as e:
-            outcome["result"] = (False, str(e), False)
-        except Exception as e:  # anything the client raised
-            text = str(e) or "no message (a wait that ran out of time?)"
-            outcome["result"] = (False, f"{type(e).__name__}: {text}", False)
-
-    worker = threading.Thread(target=body, name=name, daemon=True)
-    worker.start()
-    worker.join(CHECK_TIMEOUT + 5)
-    secs = time.monotonic() - start
-    if "result" not in outcome:
-        emit(name, False, f"timed out after {CHECK_TIMEOUT:.0f} s (the client call never returned)", secs)
-        return
-    ok, detail, na = outcome["result"]
-    emit(name, ok, detail, secs, na)
-
-
-def left(deadline, cap=None):
-    """Seconds left before the deadline (at least a little, so calls still get a chance)."""
-    rest = max(0.1, deadline - time.monotonic())
-    return min(rest, cap) if cap else rest
 
 
 def ms(seconds):
@@ -352,19 +292,5 @@ CHECKS = [
 ]
 
 
-def main():
-    only = sys.argv[1:]
-    unknown = [c for c in only if c not in dict(CHECKS)]
-    if unknown:
-        print(f"usage: {sys.argv[0]} [check...]; unknown: {unknown}; checks: {[c for c, _ in CHECKS]}", file=sys.stderr)
-        return 2
-    for name, fn in CHECKS:
-        if not only or name in only:
-            run_check(name, fn)
-    sys.stdout.flush()
-    # A check that timed out may have left a thread inside the client: do not wait for it.
-    os._exit(0)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(CLIENT, VERSION, CHECKS))
