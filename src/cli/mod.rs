@@ -7,8 +7,10 @@ mod codec;
 mod consume;
 mod faults;
 mod group;
+mod import;
 mod labs;
 mod produce;
+mod project;
 mod topics;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -61,6 +63,10 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Consume in a group: decode, route by event type, commit after processing, dead-letter failures.
     Consume(consume::ConsumeArgs),
+    /// Publish the Chinook database's customers as events: a snapshot, then what changed.
+    Import(import::ImportArgs),
+    /// Rebuild state by replaying events: `project customers`.
+    Project(project::ProjectArgs),
     /// Consumer groups: list, describe (lag), reset offsets.
     #[command(subcommand)]
     Group(group::GroupCommand),
@@ -196,6 +202,8 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
         Command::Topics(cmd) => topics::run(cmd, ui).await,
         Command::Produce(args) => produce::run(args, ui).await,
         Command::Consume(args) => consume::run(args, ui).await,
+        Command::Import(args) => import::run(args, ui).await,
+        Command::Project(args) => project::run(args, ui).await,
         Command::Group(cmd) => group::run(cmd, ui).await,
         Command::Break(cmd) => faults::run(cmd, ui).await,
         Command::Lab(args) => labs::lab(args, ui).await,

@@ -11,7 +11,6 @@ use crate::{
     events::{self, CommandKind, EventKind, Facts},
     exit,
     kafka::{
-        history,
         producer::{self, OutRecord, ProduceOptions},
         records::RecordJson,
         topics::{COMMANDS, EVENTS},
@@ -129,6 +128,11 @@ pub struct ProduceArgs {
     /// Event version (default: created = 1, otherwise the customer's last version + 1).
     #[arg(long = "event-version", value_name = "N")]
     pub event_version: Option<i64>,
+    /// Append only if the customer's last version on the topic is N (0: no events yet), atomically
+    /// with respect to other --expect-version writers; otherwise nothing is appended and the exit
+    /// code is 1. With --count, all records go to one customer (--ids fixed) in one transaction.
+    #[arg(long, value_name = "N", conflicts_with_all = ["input", "event_version", "dry_run"])]
+    pub expect_version: Option<i64>,
     /// How many records.
     #[arg(long, short = 'n', default_value_t = 1)]
     pub count: usize,
@@ -203,8 +207,19 @@ struct NotAcked {
     sent: usize,
 }
 
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("--expect-version guards one customer's events: {0}")]
+#[diagnostic(
+    code(chinook::produce::expect_version),
+    help("e.g. chinook produce customer-updated --id 7 --expect-version 3 (add --count 2 --ids fixed for two events)")
+)]
+struct ExpectVersionUsage(&'static str);
+
 pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
     let conn = args.conn.context()?.conn;
+    if let Some(expected) = args.expect_version {
+        return append_expecting(&args, &conn, expected, ui).await;
+    }
     let decoders = crate::kafka::consumer::Decoders::lab(args.type_name.as_deref())?;
     let (records, count): (Records<'_>, usize) = match &args.input {
         Some(path) => {
@@ -264,6 +279,38 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
         return Err(Failure::new(exit::FAILED, NotAcked { failed: report.failed, sent: report.sent }));
     }
     Ok(exit::OK)
+}
+
+/// `produce --expect-version`: the events, in one transaction, only if the
+/// customer is still at version `expected`.
+async fn append_expecting(args: &ProduceArgs, conn: &crate::kafka::Connection, expected: i64, ui: Ui) -> Outcome {
+    let usage = |why| Err(Failure::new(exit::USAGE, ExpectVersionUsage(why)));
+    let Some(Ok(kind)) = args.what.map(What::kind) else { return usage("commands have no version") };
+    if args.count > 1 && args.ids == Ids::Spread {
+        return usage("with --count, add --ids fixed so every event is about the same customer");
+    }
+    let topic = args.topic.clone().unwrap_or_else(|| EVENTS.to_string());
+    let facts = facts(args, args.id);
+    let built = crate::sourcing::append::append_expecting(conn, &topic, &args.id.to_string(), expected, |first| {
+        (0..args.count as i64).map(|i| OutRecord::event(&topic, &events::event(kind, &facts, first + i))).collect()
+    })
+    .await;
+    match built {
+        Ok(appended) => {
+            ui.emit(&appended, || {
+                let (from, to) = appended.versions;
+                let versions = if from == to { format!("version {from}") } else { format!("versions {from}–{to}") };
+                format!(
+                    "{} customer {} was at version {expected}: appended {versions}",
+                    console::style("✔").green(),
+                    args.id
+                )
+            });
+            Ok(exit::OK)
+        }
+        Err(crate::sourcing::append::AppendError::Kafka(e)) => Err(e.into()),
+        Err(conflict) => Err(Failure::new(exit::FAILED, conflict)),
+    }
 }
 
 /// The records to send, built (or read) one at a time as the producer pulls them.
@@ -333,7 +380,8 @@ async fn build<'a>(args: &'a ProduceArgs, conn: &crate::kafka::Connection) -> Re
         Ok(kind) => {
             let topic = args.topic.clone().unwrap_or_else(|| EVENTS.to_string());
             let needs_history = args.event_version.is_none() && kind != EventKind::CustomerCreated && !args.dry_run;
-            let mut last = if needs_history { history::last_versions(conn, &topic).await? } else { HashMap::new() };
+            let mut last =
+                if needs_history { crate::sourcing::log::last_versions(conn, &topic).await? } else { HashMap::new() };
             Ok(Box::new(ids(args).map(move |id| {
                 let version = match (args.event_version, kind) {
                     (Some(v), _) => v,

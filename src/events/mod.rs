@@ -204,6 +204,28 @@ pub fn event(kind: EventKind, facts: &Facts, version: i64) -> CustomerEvent {
     }
 }
 
+/// The type an event is routed on: Ok(Some(type)) for a known type whose
+/// payload matches it, Ok(None) for an unknown or unspecified type (or no
+/// payload), Err when type and payload disagree.
+pub fn route(event: &CustomerEvent) -> Result<Option<CustomerEventType>, String> {
+    let declared = CustomerEventType::try_from(event.event_type).ok();
+    let carried = match &event.payload {
+        Some(Payload::CustomerCreated(_)) => Some(CustomerEventType::Created),
+        Some(Payload::CustomerUpdated(_)) => Some(CustomerEventType::Updated),
+        Some(Payload::CustomerDeleted(_)) => Some(CustomerEventType::Deleted),
+        Some(Payload::StatusChanged(_)) => Some(CustomerEventType::StatusChanged),
+        Some(Payload::ContactUpdated(_)) => Some(CustomerEventType::ContactUpdated),
+        None => None,
+    };
+    match (declared, carried) {
+        (Some(CustomerEventType::Unspecified) | None, _) | (_, None) => Ok(None),
+        (Some(d), Some(c)) if d == c => Ok(Some(d)),
+        (Some(d), Some(c)) => {
+            Err(format!("event_type says {} but the payload is {}", d.as_str_name(), c.as_str_name()))
+        }
+    }
+}
+
 /// A `CustomerCreated` event (version 1) for customer `id`, all else generated.
 pub fn created(id: i64) -> CustomerEvent {
     event(EventKind::CustomerCreated, &Facts { id, ..Default::default() }, 1)

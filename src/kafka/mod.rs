@@ -5,7 +5,6 @@
 pub mod admin;
 pub mod consumer;
 pub mod groups;
-pub mod history;
 pub mod offsets;
 pub mod producer;
 pub mod records;

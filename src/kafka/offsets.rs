@@ -35,23 +35,26 @@ impl std::str::FromStr for StartAt {
             "start" | "beginning" | "earliest" => Ok(StartAt::Start),
             "end" | "latest" => Ok(StartAt::End),
             "committed" => Ok(StartAt::Committed),
-            _ if s.starts_with('@') => {
-                let t = &s[1..];
-                let at = if let Some(ago) = t.strip_prefix('-') {
-                    let d = humantime::parse_duration(ago).map_err(|e| format!("{t}: {e}"))?;
-                    SystemTime::now() - d
-                } else {
-                    humantime::parse_rfc3339_weak(t)
-                        .map_err(|e| format!("{t}: {e} (use RFC 3339, e.g. @2026-11-23T09:00:00Z, or @-10m)"))?
-                };
-                Ok(StartAt::Time(at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as i64))
-            }
+            _ if s.starts_with('@') => parse_time(&s[1..]).map(StartAt::Time),
             _ => match s.strip_prefix('-').and_then(|n| n.parse::<i64>().ok()) {
                 Some(n) if n > 0 => Ok(StartAt::Last(n)),
                 _ => Err(format!("{s:?}: use start, end, committed, -N (last N records) or @<RFC 3339 time or -10m>")),
             },
         }
     }
+}
+
+/// A point in time as milliseconds since the epoch: RFC 3339
+/// (`2026-11-23T09:00:00Z`) or an age (`-10m`).
+pub fn parse_time(t: &str) -> Result<i64, String> {
+    let at = if let Some(ago) = t.strip_prefix('-') {
+        let d = humantime::parse_duration(ago).map_err(|e| format!("{t}: {e}"))?;
+        SystemTime::now() - d
+    } else {
+        humantime::parse_rfc3339_weak(t)
+            .map_err(|e| format!("{t}: {e} (use RFC 3339, e.g. 2026-11-23T09:00:00Z, or an age such as -10m)"))?
+    };
+    Ok(at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as i64)
 }
 
 impl StartAt {

@@ -206,6 +206,11 @@ macro_rules! with_fields {
     }};
 }
 
+/// `r` as an rdkafka record for a `BaseProducer` (no per-record state).
+pub fn base_record(r: &OutRecord) -> BaseRecord<'_, [u8], [u8]> {
+    with_fields!(BaseRecord::<[u8], [u8]>::to(&r.topic).payload(&r.value), r)
+}
+
 fn enqueue(producer: &FutureProducer, r: &OutRecord) -> Result<DeliveryFuture, RDKafkaErrorCode> {
     let record = with_fields!(FutureRecord::<[u8], [u8]>::to(&r.topic).payload(&r.value), r);
     producer.send_result(record).map_err(|(e, _)| e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail))

@@ -219,3 +219,4 @@ pub fn commit_one(brokers: &str, group: &str, topic: &str, partition: i32, offse
     tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset)).unwrap();
     c.commit(&tpl, rdkafka::consumer::CommitMode::Sync).unwrap();
 }
+pub mod postgres;

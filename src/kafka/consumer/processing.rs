@@ -14,10 +14,7 @@ use serde_json::value::RawValue;
 
 use super::{ConsumeOptions, Summary};
 use crate::{
-    codec::{
-        Transcoder,
-        pb::events::v1::{CustomerEvent, CustomerEventType, customer_event::Payload},
-    },
+    codec::{Transcoder, pb::events::v1::CustomerEvent},
     kafka::{
         KafkaError,
         producer::OutRecord,
@@ -130,22 +127,7 @@ fn command_route(value: &[u8]) -> Result<Option<String>, String> {
 /// a value that is not an event or whose type and payload disagree (poison).
 pub fn event_route(value: &[u8]) -> Result<Option<String>, String> {
     let event = CustomerEvent::decode(value).map_err(|e| format!("undecodable CustomerEvent: {e}"))?;
-    let declared = CustomerEventType::try_from(event.event_type).ok();
-    let carried = match &event.payload {
-        Some(Payload::CustomerCreated(_)) => Some(CustomerEventType::Created),
-        Some(Payload::CustomerUpdated(_)) => Some(CustomerEventType::Updated),
-        Some(Payload::CustomerDeleted(_)) => Some(CustomerEventType::Deleted),
-        Some(Payload::StatusChanged(_)) => Some(CustomerEventType::StatusChanged),
-        Some(Payload::ContactUpdated(_)) => Some(CustomerEventType::ContactUpdated),
-        None => None,
-    };
-    match (declared, carried) {
-        (Some(CustomerEventType::Unspecified) | None, _) | (_, None) => Ok(None),
-        (Some(d), Some(c)) if d == c => Ok(Some(d.as_str_name().to_string())),
-        (Some(d), Some(c)) => {
-            Err(format!("event_type says {} but the payload is {}", d.as_str_name(), c.as_str_name()))
-        }
-    }
+    Ok(crate::events::route(&event)?.map(|t| t.as_str_name().to_string()))
 }
 
 fn fails(rule: &Option<FailRule>, seen: u64, key: &Option<Bytes>, payload: &[u8], route: &str) -> bool {
