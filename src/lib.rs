@@ -20,6 +20,7 @@ pub mod faults;
 pub mod import;
 pub mod kafka;
 pub mod labs;
+pub mod saga;
 pub mod sourcing;
 pub mod ui;
 pub mod verdict;

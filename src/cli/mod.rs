@@ -11,6 +11,7 @@ mod import;
 mod labs;
 mod produce;
 mod project;
+mod saga;
 mod topics;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -67,6 +68,9 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Rebuild state by replaying events: `project customers`.
     Project(project::ProjectArgs),
+    /// Customer onboarding sagas: run the orchestrator, show one saga or all.
+    #[command(subcommand)]
+    Saga(saga::SagaCommand),
     /// Consumer groups: list, describe (lag), reset offsets.
     #[command(subcommand)]
     Group(group::GroupCommand),
@@ -204,6 +208,7 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
         Command::Consume(args) => consume::run(args, ui).await,
         Command::Import(args) => import::run(args, ui).await,
         Command::Project(args) => project::run(args, ui).await,
+        Command::Saga(cmd) => saga::run(cmd, ui).await,
         Command::Group(cmd) => group::run(cmd, ui).await,
         Command::Break(cmd) => faults::run(cmd, ui).await,
         Command::Lab(args) => labs::lab(args, ui).await,

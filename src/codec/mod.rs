@@ -37,15 +37,18 @@ pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/desc
 
 /// The `.proto` sources of the workshop schemas, by import path, for tools
 /// that want files (Bufstream's `--schema`, students reading them).
-pub const PROTO_SOURCES: [(&str, &str); 2] = [
+pub const PROTO_SOURCES: [(&str, &str); 3] = [
     ("customer/v1/customer.proto", include_str!("../../proto/customer/v1/customer.proto")),
     ("events/v1/customer_events.proto", include_str!("../../proto/events/v1/customer_events.proto")),
+    ("events/v1/saga.proto", include_str!("../../proto/events/v1/saga.proto")),
 ];
 
 /// The message carried on `customer_events`.
 pub const EVENT_TYPE: &str = "events.v1.CustomerEvent";
 /// The message carried on `customer_commands`.
 pub const COMMAND_TYPE: &str = "events.v1.CustomerCommand";
+/// The message carried on `customer_saga`.
+pub const SAGA_TYPE: &str = "events.v1.SagaMessage";
 
 /// A set of protobuf schemas to look message types up in.
 #[derive(Clone, Debug)]

@@ -86,7 +86,7 @@ pub async fn append_expecting(
     let actual = log::read(conn, topic, None)
         .await?
         .into_iter()
-        .filter_map(|s| s.event.ok())
+        .filter_map(|s| s.event().ok())
         .filter(|e| e.aggregate_id == aggregate)
         .map(|e| e.version)
         .max()

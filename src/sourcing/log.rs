@@ -18,14 +18,21 @@ use crate::{
 /// How far back `produce` reads each partition to number the next event.
 pub const LOOKBACK: i64 = 100_000;
 
-/// One record of the topic: where it is, and its event (or why it is not one).
+/// One record of the topic: where it is, and its value.
 #[derive(Clone, Debug)]
 pub struct Stored {
     pub partition: i32,
     pub offset: i64,
     /// The record's timestamp, milliseconds since the epoch.
     pub timestamp: Option<i64>,
-    pub event: Result<CustomerEvent, String>,
+    pub value: Vec<u8>,
+}
+
+impl Stored {
+    /// The value as a customer event, or why it is not one.
+    pub fn event(&self) -> Result<CustomerEvent, String> {
+        CustomerEvent::decode(self.value.as_slice()).map_err(|e| e.to_string())
+    }
 }
 
 /// Every committed record of `topic` (aborted transactions left out), or the
@@ -76,7 +83,7 @@ fn read_blocking(conn: &Connection, topic: &str, lookback: Option<i64>) -> Resul
                     partition: m.partition(),
                     offset: m.offset(),
                     timestamp: m.timestamp().to_millis(),
-                    event: CustomerEvent::decode(m.payload().unwrap_or_default()).map_err(|e| e.to_string()),
+                    value: m.payload().unwrap_or_default().to_vec(),
                 });
             }
             Some(Err(e)) => return Err(KafkaError::request("reading the topic's history", e)),
@@ -112,7 +119,7 @@ pub async fn last_versions(conn: &Connection, topic: &str) -> Result<HashMap<Str
         Err(KafkaError::NoTopic { .. }) => Vec::new(),
         other => other?,
     };
-    for e in stored.into_iter().filter_map(|s| s.event.ok()) {
+    for e in stored.iter().filter_map(|s| s.event().ok()) {
         let v = versions.entry(e.aggregate_id).or_default();
         *v = (*v).max(e.version);
     }

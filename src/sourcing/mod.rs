@@ -41,7 +41,7 @@ pub async fn project(
     let mut projection = Projection::default();
     for s in log::read(conn, topic, None).await? {
         let at = format!("{topic}/{}@{}", s.partition, s.offset);
-        match &s.event {
+        match &s.event() {
             Ok(e) if filter.takes(&s, e) => {
                 let outcome = projection.apply(&at, e);
                 each(&at, e, &outcome);
