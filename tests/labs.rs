@@ -21,7 +21,7 @@ fn every_lab_manifest_is_valid() {
     let lab1 = chinook::labs::find(1).unwrap();
     assert!(lab1.readme.contains("Victory conditions"));
     let plan: Vec<String> = chinook::labs::topic_plan().into_iter().map(|t| t.name).collect();
-    assert_eq!(plan, ["customer_events", "customer_commands", "customer_events.dlq"]);
+    assert_eq!(plan, ["customer_events", "customer_commands", "customer_events.dlq", "customer_saga"]);
     assert!(lab1.steps.iter().filter(|s| s.journal).count() >= 2, "the deliberate failures offer the journal");
 }
 
@@ -49,7 +49,12 @@ fn the_lint_catches_what_a_lab_author_gets_wrong() {
 
 /// Runs `lab 1 verify --format json`: the exit code and the report.
 fn verify(s: &Workdir, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec!["lab", "1", "verify", "--format", "json"];
+    verify_lab(s, "1", extra)
+}
+
+/// Runs `lab N verify --format json`: the exit code and the report.
+fn verify_lab(s: &Workdir, lab: &str, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["lab", lab, "verify", "--format", "json"];
     args.extend_from_slice(extra);
     let out = s.run(&args);
     let v: Value =
@@ -203,6 +208,51 @@ fn a_consumer_that_never_dead_letters_fails_only_routing() {
     let (_s, v) = verify_students("", "no-dlq");
     assert_eq!(not_passed(&v), ["routing"], "{v:#}");
     assert_fails(&v, "routing", "NOT the poison event");
+}
+
+/// Verifies lab 2 against the Python projector and orchestrator with the
+/// given bugs (empty: correct) on a fresh broker with the lab's topics.
+fn verify_lab2(projector_bug: &str, orchestrator_bug: &str) -> (Workdir, Value) {
+    let s = Workdir::new();
+    s.start(&[]);
+    s.ok(&["topics", "create"]);
+    let (projector, orchestrator) = (student("projector", projector_bug), student("orchestrator", orchestrator_bug));
+    let (_, v) = verify_lab(&s, "2", &["--projector", &projector, "--orchestrator", &orchestrator]);
+    assert_eq!(v["programs"], "student");
+    (s, v)
+}
+
+#[test]
+fn lab2_correct_student_programs_pass_every_condition() {
+    let (s, v) = verify_lab2("", "");
+    assert_eq!(not_passed(&v), Vec::<String>::new(), "{v:#}");
+    let listed = String::from_utf8(s.ok(&["lab", "list"]).stdout).unwrap();
+    assert!(listed.lines().any(|l| l.contains("Event sourcing") && l.contains("done")), "{listed}");
+}
+
+/// Two mistakes in two programs, each judged by its own condition only: a
+/// projector that keeps deleted customers, an orchestrator that sets the
+/// correlation id as causation id.
+#[test]
+fn lab2_a_projector_ignoring_deletes_and_an_orchestrator_without_causation_fail_their_conditions() {
+    let (_s, v) = verify_lab2("ignore-deletes", "no-causation");
+    assert_eq!(not_passed(&v), ["projection", "ids"], "{v:#}");
+    assert_fails(&v, "projection", "extra [7]");
+    assert_fails(&v, "ids", "is not the id of the message it answers");
+}
+
+#[test]
+fn lab2_an_orchestrator_that_does_not_compensate_fails_only_compensation() {
+    let (_s, v) = verify_lab2("", "no-compensation");
+    assert_eq!(not_passed(&v), ["compensation"], "{v:#}");
+    assert_fails(&v, "compensation", "0 deleted");
+}
+
+#[test]
+fn lab2_an_orchestrator_that_restarts_redelivered_sagas_fails_only_exactly_once() {
+    let (_s, v) = verify_lab2("", "no-dedupe");
+    assert_eq!(not_passed(&v), ["exactly-once"], "{v:#}");
+    assert_fails(&v, "exactly-once", "happened twice");
 }
 
 #[test]

@@ -42,17 +42,42 @@ pub struct LabArgs {
     pub target: String,
     #[command(subcommand)]
     pub action: Option<LabAction>,
-    /// With `init`: the command that runs your producer.
-    #[arg(long)]
-    pub producer: Option<String>,
-    /// With `init`: the command that runs your consumer.
-    #[arg(long)]
-    pub consumer: Option<String>,
+    /// With `init`: the commands that run your programs.
+    #[command(flatten)]
+    pub programs: ProgramFlags,
     /// With `lint`: also run every lab against the broker (reference and nothing configured).
     #[arg(long)]
     pub live: bool,
     #[command(flatten)]
     pub conn: ConnectionArgs,
+}
+
+/// The commands that run the student's programs (each else under [programs] in chinook.toml).
+#[derive(Debug, Args, Default)]
+pub struct ProgramFlags {
+    /// The command that runs your producer (labs 1).
+    #[arg(long)]
+    pub producer: Option<String>,
+    /// The command that runs your consumer (lab 1).
+    #[arg(long)]
+    pub consumer: Option<String>,
+    /// The command that runs your projector (lab 2).
+    #[arg(long)]
+    pub projector: Option<String>,
+    /// The command that runs your saga orchestrator (lab 2).
+    #[arg(long)]
+    pub orchestrator: Option<String>,
+}
+
+impl ProgramFlags {
+    fn by_role(&self) -> [(Role, Option<String>); 4] {
+        [
+            (Role::Producer, self.producer.clone()),
+            (Role::Consumer, self.consumer.clone()),
+            (Role::Projector, self.projector.clone()),
+            (Role::Orchestrator, self.orchestrator.clone()),
+        ]
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,14 +98,10 @@ pub enum LabAction {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The command that runs your producer (else `producer` under [programs] in chinook.toml).
-    #[arg(long, conflicts_with = "reference")]
-    pub producer: Option<String>,
-    /// The command that runs your consumer (else `consumer` under [programs] in chinook.toml).
-    #[arg(long, conflicts_with = "reference")]
-    pub consumer: Option<String>,
-    /// Judge chinook's own producer and consumer (the lab's model solution) instead of yours.
-    #[arg(long)]
+    #[command(flatten)]
+    pub programs: ProgramFlags,
+    /// Judge chinook's own commands (the lab's model solution) instead of your programs.
+    #[arg(long, conflicts_with_all = ["producer", "consumer", "projector", "orchestrator"])]
     pub reference: bool,
     #[command(flatten)]
     pub conn: ConnectionArgs,
@@ -196,8 +217,10 @@ fn list(ui: Ui) -> Outcome {
 /// chinook.toml (asking for them on a terminal when no flag gives them).
 fn init(args: &LabArgs, ui: Ui) -> Outcome {
     let mut config = Config::load(&root())?;
-    let interactive = std::io::stdin().is_terminal() && args.producer.is_none() && args.consumer.is_none();
-    for (role, flag) in [(Role::Producer, &args.producer), (Role::Consumer, &args.consumer)] {
+    let flags = args.programs.by_role();
+    let interactive = std::io::stdin().is_terminal() && flags.iter().all(|(_, f)| f.is_none());
+    for (role, flag) in &flags {
+        let role = *role;
         let answer = match flag {
             Some(c) => Some(c.clone()),
             None if interactive => Some(
@@ -238,9 +261,10 @@ fn init(args: &LabArgs, ui: Ui) -> Outcome {
 /// `chinook lab N contract`.
 fn contract(lab: &Lab, ui: Ui) -> Outcome {
     let configured = Programs::student(&root(), &[])?;
+    let variables = labs::programs::variables(&lab.roles());
     let json = serde_json::json!({
         "lab": lab.number,
-        "variables": labs::programs::CONTRACT_VARIABLES.iter().map(|(k, v)| serde_json::json!({"name": k, "holds": v})).collect::<Vec<_>>(),
+        "variables": variables.iter().map(|(k, v)| serde_json::json!({"name": k, "holds": v})).collect::<Vec<_>>(),
         "roles": lab.contract,
         "configured": configured.commands,
         "reference": lab.reference,
@@ -251,7 +275,7 @@ fn contract(lab: &Lab, ui: Ui) -> Outcome {
             lab.number
         );
         let mut t = ui::table(["variable", "holds"]);
-        for (k, v) in labs::programs::CONTRACT_VARIABLES {
+        for (k, v) in &variables {
             t.add_row(vec![k, v]);
         }
         out += &t.to_string();
@@ -328,10 +352,7 @@ pub async fn verify(labs: &[Lab], args: VerifyArgs, ui: Ui) -> Outcome {
         let programs = if args.reference {
             Programs::reference(lab)
         } else {
-            Programs::student(
-                &root(),
-                &[(Role::Producer, args.producer.clone()), (Role::Consumer, args.consumer.clone())],
-            )?
+            Programs::student(&root(), &args.programs.by_role())?
         };
         let env = env(&args.conn, lab, programs, "verify")?;
         let spinner = (!ui.quiet && console::Term::stderr().is_term()).then(|| {

@@ -46,6 +46,10 @@ pub struct ProjectArgs {
     /// The customer as of this version (with --id).
     #[arg(long = "version", id = "at_version", value_name = "V", requires = "id")]
     pub at_version: Option<i64>,
+    /// Print the customers as rows of Chinook's Customer table, one JSON object per line (the
+    /// inverse of `chinook import`), and nothing else.
+    #[arg(long)]
+    pub rows: bool,
     /// Read this topic instead of customer_events.
     #[arg(long, default_value = EVENTS)]
     pub topic: String,
@@ -90,6 +94,12 @@ pub async fn run(args: ProjectArgs, ui: Ui) -> Outcome {
         }
     })
     .await?;
+    if args.rows {
+        for a in projection.live() {
+            let row = crate::import::mapping::row(&a.customer);
+            println!("{}", serde_json::to_string(&row).expect("rows serialize"));
+        }
+    }
     let report = Report {
         topic: args.topic.clone(),
         applied: projection.applied,
@@ -97,7 +107,11 @@ pub async fn run(args: ProjectArgs, ui: Ui) -> Outcome {
         deleted: projection.customers.values().filter(|a| a.deleted).map(|a| a.customer.id).collect(),
         anomalies: projection.anomalies.clone(),
     };
-    ui.emit(&report, || human(&report));
+    if !args.rows {
+        ui.emit(&report, || human(&report));
+    } else {
+        report.anomalies.iter().for_each(|a| ui.note(a.describe()));
+    }
     if report.anomalies.is_empty() {
         Ok(exit::OK)
     } else {

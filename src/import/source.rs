@@ -5,8 +5,11 @@
 
 use std::path::PathBuf;
 
-/// One row of the `Customer` table, NULLs as `None`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// One row of the `Customer` table, NULLs as `None`. As JSON (what `project
+/// customers --rows` prints and Lab 2's projector writes), the columns in
+/// snake case, NULL as null.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Row {
     pub customer_id: i64,
     pub first_name: String,

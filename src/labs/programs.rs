@@ -21,15 +21,19 @@ use super::LabError;
 pub enum Role {
     Producer,
     Consumer,
+    Projector,
+    Orchestrator,
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Producer, Role::Consumer];
+    pub const ALL: [Role; 4] = [Role::Producer, Role::Consumer, Role::Projector, Role::Orchestrator];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Producer => "producer",
             Role::Consumer => "consumer",
+            Role::Projector => "projector",
+            Role::Orchestrator => "orchestrator",
         }
     }
 }
@@ -44,14 +48,37 @@ pub enum Source {
     Reference,
 }
 
-/// The environment variables of the contract, with what each one holds.
-pub const CONTRACT_VARIABLES: [(&str, &str); 5] = [
-    ("CHINOOK_BROKERS", "bootstrap address of the broker to use (host:port)"),
-    ("CHINOOK_TOPIC", "the topic to publish to (producer) or consume from (consumer)"),
-    ("CHINOOK_GROUP", "the consumer group to join (consumer)"),
-    ("CHINOOK_COUNT", "how many events to publish (producer)"),
-    ("CHINOOK_DLQ_TOPIC", "where to put what cannot be processed (consumer)"),
+/// The environment variables of the contract: name, what it holds, and the
+/// roles it is set for (empty: every role).
+pub const CONTRACT_VARIABLES: [(&str, &str, &[Role]); 10] = [
+    ("CHINOOK_BROKERS", "bootstrap address of the broker to use (host:port)", &[]),
+    (
+        "CHINOOK_TOPIC",
+        "the topic to publish to (producer) or read (consumer, projector)",
+        &[Role::Producer, Role::Consumer, Role::Projector],
+    ),
+    ("CHINOOK_GROUP", "the consumer group to join", &[Role::Consumer, Role::Orchestrator]),
+    ("CHINOOK_COUNT", "how many events to publish", &[Role::Producer]),
+    ("CHINOOK_DLQ_TOPIC", "where to put what cannot be processed", &[Role::Consumer]),
+    ("CHINOOK_OUTPUT", "the file to write the rebuilt customer table to", &[Role::Projector]),
+    ("CHINOOK_COMMANDS_TOPIC", "where CreateCustomer commands arrive", &[Role::Orchestrator]),
+    ("CHINOOK_SAGA_TOPIC", "where the saga's messages go and come back", &[Role::Orchestrator]),
+    ("CHINOOK_EVENTS_TOPIC", "where customer events go", &[Role::Orchestrator]),
+    (
+        "CHINOOK_FAIL_AT",
+        "when set, the saga step that must fail: create-customer, welcome-email or billing-setup",
+        &[Role::Orchestrator],
+    ),
 ];
+
+/// The contract's variables for programs playing `roles`.
+pub fn variables(roles: &std::collections::BTreeSet<Role>) -> Vec<(&'static str, &'static str)> {
+    CONTRACT_VARIABLES
+        .iter()
+        .filter(|(_, _, for_roles)| for_roles.is_empty() || for_roles.iter().any(|r| roles.contains(r)))
+        .map(|(name, holds, _)| (*name, *holds))
+        .collect()
+}
 
 /// The commands that play each role.
 #[derive(Clone, Debug)]
@@ -200,6 +227,14 @@ impl Running {
             self.signal(libc::SIGKILL);
             self.exit = self.child.wait().await.ok();
         }
+        self.exit
+    }
+
+    /// Kills its whole process group at once (SIGKILL): a crash, not a stop.
+    pub async fn kill(&mut self) -> Option<ExitStatus> {
+        self.terminated = true;
+        self.signal(libc::SIGKILL);
+        self.exit = self.child.wait().await.ok();
         self.exit
     }
 

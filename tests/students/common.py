@@ -16,7 +16,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROTO_DIR = os.path.join(REPO, "proto")
-SCHEMA = "events/v1/customer_events.proto"
+SCHEMAS = ["events/v1/customer_events.proto", "events/v1/saga.proto"]
 
 
 def _load_pool():
@@ -24,7 +24,7 @@ def _load_pool():
         out = os.path.join(tmp, "descriptors.pb")
         try:
             subprocess.run(
-                ["protoc", "-I", PROTO_DIR, "--include_imports", f"--descriptor_set_out={out}", SCHEMA],
+                ["protoc", "-I", PROTO_DIR, "--include_imports", f"--descriptor_set_out={out}", *SCHEMAS],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -32,7 +32,7 @@ def _load_pool():
         except FileNotFoundError:
             sys.exit("student: protoc not found (Debian: apt-get install protobuf-compiler libprotobuf-dev)")
         except subprocess.CalledProcessError as e:
-            sys.exit(f"student: protoc failed on {SCHEMA}: {e.stderr.strip()}")
+            sys.exit(f"student: protoc failed on {' '.join(SCHEMAS)}: {e.stderr.strip()}")
         with open(out, "rb") as f:
             fds = descriptor_pb2.FileDescriptorSet.FromString(f.read())
     pool = descriptor_pool.DescriptorPool()
@@ -52,6 +52,9 @@ def message_class(full_name):
 CustomerEvent = message_class("events.v1.CustomerEvent")
 CustomerCreated = message_class("events.v1.CustomerCreated")
 Customer = message_class("customer.v1.Customer")
+CustomerCommand = message_class("events.v1.CustomerCommand")
+SagaMessage = message_class("events.v1.SagaMessage")
+SAGA_STEP = POOL.FindEnumTypeByName("events.v1.SagaStep")
 
 EVENT_TYPE = POOL.FindEnumTypeByName("events.v1.CustomerEventType")
 CREATED = EVENT_TYPE.values_by_name["CUSTOMER_EVENT_TYPE_CREATED"].number

@@ -11,6 +11,8 @@ mod evidence;
 mod group_parallel;
 mod producer_events;
 mod producer_outage;
+mod projector;
+mod saga;
 mod setup;
 
 use std::path::PathBuf;
@@ -49,6 +51,17 @@ pub enum CheckSpec {
     /// the student's consumer commits past all of them without crashing and
     /// dead-letters the poison one.
     ConsumerRouting { topic: String },
+    /// The student's projector rebuilds a customer table published as events
+    /// on a topic shaped like `topic`, before and after the table changes.
+    ProjectorMatchesSource { topic: String },
+    /// The student's orchestrator completes three sagas, steps in order.
+    SagaCompletes,
+    /// A failing step: the completed ones compensated in reverse order.
+    SagaCompensates,
+    /// Correlation and causation ids on every saga message.
+    SagaIds,
+    /// A SIGKILL mid-saga and redelivered commands: nothing happens twice.
+    SagaExactlyOnce,
 }
 
 impl CheckSpec {
@@ -58,13 +71,23 @@ impl CheckSpec {
             CheckSpec::BrokerReachable | CheckSpec::TopicsPlanned => None,
             CheckSpec::ProducerEvents { .. } | CheckSpec::ProducerOutage { .. } => Some(Role::Producer),
             CheckSpec::GroupParallel { .. } | CheckSpec::ConsumerRouting { .. } => Some(Role::Consumer),
+            CheckSpec::ProjectorMatchesSource { .. } => Some(Role::Projector),
+            CheckSpec::SagaCompletes | CheckSpec::SagaCompensates | CheckSpec::SagaIds | CheckSpec::SagaExactlyOnce => {
+                Some(Role::Orchestrator)
+            }
         }
     }
 
     /// The lab topic the check's scratch topics are shaped like.
     pub fn topic(&self) -> Option<&str> {
         match self {
-            CheckSpec::BrokerReachable | CheckSpec::TopicsPlanned => None,
+            CheckSpec::BrokerReachable
+            | CheckSpec::TopicsPlanned
+            | CheckSpec::SagaCompletes
+            | CheckSpec::SagaCompensates
+            | CheckSpec::SagaIds
+            | CheckSpec::SagaExactlyOnce => None,
+            CheckSpec::ProjectorMatchesSource { topic } => Some(topic),
             CheckSpec::ProducerEvents { topic, .. }
             | CheckSpec::GroupParallel { topic, .. }
             | CheckSpec::ProducerOutage { topic, .. }
@@ -158,6 +181,11 @@ pub async fn run(spec: &CheckSpec, id: &str, env: &Env) -> Judged {
             producer_outage::check(env, id, topic, *count, *outage_ms).await
         }
         CheckSpec::ConsumerRouting { topic } => consumer_routing::check(env, id, topic).await,
+        CheckSpec::ProjectorMatchesSource { topic } => projector::check(env, id, topic).await,
+        CheckSpec::SagaCompletes => saga::check(env, id, saga::Kind::Completes).await,
+        CheckSpec::SagaCompensates => saga::check(env, id, saga::Kind::Compensates).await,
+        CheckSpec::SagaIds => saga::check(env, id, saga::Kind::Ids).await,
+        CheckSpec::SagaExactlyOnce => saga::check(env, id, saga::Kind::ExactlyOnce).await,
     };
     result.unwrap_or_else(|e| Judged::new(false, "the check to run", format!("it could not: {e}")))
 }
