@@ -272,3 +272,58 @@ async fn a_projection_reports_what_does_not_fit() {
     assert_eq!(projection["customers"][0]["version"], 3, "the gap is applied, the rest skipped");
     assert_eq!(projection["applied"], 2);
 }
+
+/// Polls the customers rebuilt from `topic` until `done` holds (deadline 60 s).
+async fn until_projected(topic: &str, what: &str, done: impl Fn(&chinook::sourcing::Projection) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let p =
+            chinook::sourcing::project(&connection(broker()), topic, &Default::default(), |_, _, _| {}).await.unwrap();
+        if done(&p) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_watch_publishes_changes_as_they_appear_and_stops_on_ctrl_c() {
+    let topic = topic().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chinook.sqlite");
+    std::fs::copy(root().join("../shared/chinook-db/Chinook_Sqlite.sqlite"), &db).unwrap();
+    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
+        .args(["import", "--db", db.to_str().unwrap(), "--topic", &topic, "--watch", "--interval", "200ms"])
+        .args(["--brokers", &broker().bootstrap])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    until_projected(&topic, "the snapshot", |p| p.live().count() == 59).await;
+    sqlite(
+        &db,
+        "UPDATE Customer SET City = 'Curitiba' WHERE CustomerId = 5; DELETE FROM Customer WHERE CustomerId = 6;",
+    );
+    until_projected(&topic, "the changes", |p| {
+        p.customers[&5].customer.contact.as_ref().unwrap().city == "Curitiba" && p.customers[&6].deleted
+    })
+    .await;
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    assert!(wait_or_kill(&mut watch, Duration::from_secs(30)).success(), "Ctrl-C ends the watch with exit 0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customer_can_be_seen_as_it_was_by_time_or_version() {
+    let topic = topic().await;
+    ok(&["produce", "customer-created", "--id", "9", "--city", "Porto", "--topic", &topic]);
+    let between = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    ok(&["produce", "contact-updated", "--id", "9", "--city", "Braga", "--topic", &topic]);
+    let city = |args: &[&str]| {
+        let mut all = vec!["project", "customers", "--topic", &topic, "--id", "9", "--format", "json"];
+        all.extend_from_slice(args);
+        json_out(&ok(&all))["customers"][0]["city"].as_str().unwrap().to_string()
+    };
+    assert_eq!(city(&[]), "Braga");
+    assert_eq!(city(&["--version", "1"]), "Porto");
+    assert_eq!(city(&["--at", &between]), "Porto");
+}
