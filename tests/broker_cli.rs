@@ -48,7 +48,12 @@ fn start_status_topics_stop_lifecycle() {
         .collect();
     assert_eq!(
         partitions,
-        [("customer_commands".into(), 1), ("customer_events".into(), 3), ("customer_events.dlq".into(), 1)]
+        [
+            ("customer_commands".into(), 1),
+            ("customer_events".into(), 3),
+            ("customer_events.dlq".into(), 1),
+            ("customer_saga".into(), 3)
+        ]
     );
 
     let logs = lab.ok(&["broker", "logs", "-n", "20"]);

@@ -146,21 +146,34 @@ fn read_uncommitted(topic: &str) -> Vec<chinook::codec::pb::events::v1::SagaMess
         .client_config()
         .set("group.id", unique("raw"))
         .set("isolation.level", "read_uncommitted")
-        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
         .create()
         .unwrap();
-    c.subscribe(&[topic]).unwrap();
-    let mut out = Vec::new();
-    let mut quiet = 0;
-    while quiet < 10 {
-        match c.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                quiet = 0;
-                out.push(chinook::codec::pb::events::v1::SagaMessage::decode(m.payload().unwrap()).unwrap());
-            }
-            _ => quiet += 1,
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut ends = std::collections::HashMap::new();
+    for p in 0..3 {
+        let (_, high) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap();
+        if high > 0 {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).unwrap();
+            ends.insert(p, high);
         }
+    }
+    let mut out = Vec::new();
+    if ends.is_empty() {
+        return out;
+    }
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ends.is_empty() {
+        assert!(Instant::now() < deadline, "reading {topic} read_uncommitted to its end");
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
+            out.push(chinook::codec::pb::events::v1::SagaMessage::decode(m.payload().unwrap()).unwrap());
+        }
+        let position = c.position().unwrap();
+        ends.retain(|p, end| {
+            !matches!(position.find_partition(topic, *p).map(|e| e.offset()), Some(rdkafka::Offset::Offset(o)) if o >= *end)
+        });
     }
     out
 }
@@ -168,8 +181,9 @@ fn read_uncommitted(topic: &str) -> Vec<chinook::codec::pb::events::v1::SagaMess
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_inside_a_step_and_restarted_the_orchestrator_does_no_step_twice() {
     let lab = lab().await;
-    // Each transaction stays open 1.5 s after its records are sent.
-    let mut first = lab.orchestrator(&["--step-delay", "1500ms"]);
+    // Each transaction stays open 5 s after its records are sent: ample time
+    // to see the record and kill the orchestrator before it commits.
+    let mut first = lab.orchestrator(&["--step-delay", "5s"]);
     lab.command(61, "onboard-61");
     // Wait until the welcome email's record is written but not committed: the
     // orchestrator is inside that step's transaction. Then kill -9.

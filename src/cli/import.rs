@@ -66,6 +66,10 @@ impl From<import::SourceError> for Failure {
 pub async fn run(args: ImportArgs, ui: Ui) -> Outcome {
     let conn = args.conn.context()?.conn;
     let source = Source::parse(&args.db);
+    // Listening from the start: a Ctrl-C that comes during a poll is kept
+    // and ends the watch after that poll.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| crate::kafka::KafkaError::request("listening for Ctrl-C", e))?;
     loop {
         let summary = once(&args, &source, &conn, &ui).await?;
         ui.emit(&summary, || {
@@ -85,7 +89,7 @@ pub async fn run(args: ImportArgs, ui: Ui) -> Outcome {
         }
         tokio::select! {
             _ = tokio::time::sleep(args.interval) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+            _ = interrupt.recv() => return Ok(exit::OK),
         }
     }
 }

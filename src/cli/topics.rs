@@ -12,7 +12,7 @@ use crate::{
 
 #[derive(Debug, Subcommand)]
 pub enum TopicsCommand {
-    /// Create the lab's topics (idempotent): customer_events (3), customer_commands (1), customer_events.dlq (1).
+    /// Create the labs' topics (idempotent): customer_events (3), customer_commands (1), customer_events.dlq (1), customer_saga (3).
     #[command(
         after_help = "Examples:\n  chinook topics create\n  chinook topics create orders --partitions 6\n  chinook topics create --brokers localhost:19092\n  chinook topics create --bufstream     # also bind schemas with Bufstream topic configs"
     )]
