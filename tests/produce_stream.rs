@@ -70,3 +70,58 @@ async fn retriable_failures_are_resent_then_reported() {
         assert_eq!((f.index, f.attempts, f.retriable), (index, 3, true), "{f:?}");
     }
 }
+
+/// A producer killed with SIGKILL part-way through an input file, then run
+/// again with `--resume`: the topic ends with every event of the file once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_producer_resumed_leaves_every_event_once() {
+    let b = broker();
+    let topic = unique("resume");
+    create_topic(b, &topic, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    let plan = chinook()
+        .args(["produce", "customer-created", "--count", "20000", "--topic", &topic, "--dry-run", "-q"])
+        .args(["--brokers", &b.bootstrap])
+        .output()
+        .unwrap();
+    assert!(plan.status.success());
+    std::fs::write(&input, &plan.stdout).unwrap();
+    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
+        .args(["produce", "--input", input.to_str().unwrap(), "--rate", "4000", "--brokers", &b.bootstrap])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some of the events are stored, well before all are.
+    let conn = connection(b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stored = chinook::sourcing::log::read(&conn, &topic, None).await.unwrap().len();
+        if stored >= 2_000 {
+            assert!(stored < 20_000, "the producer finished before it could be killed");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the producer never got going");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let resumed = chinook()
+        .args(["produce", "--input", input.to_str().unwrap(), "--resume", "--brokers", &b.bootstrap])
+        .timeout(std::time::Duration::from_secs(180))
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(said.contains("already on the topic"), "{said}");
+    let ids: Vec<String> = chinook::sourcing::log::read(&conn, &topic, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.event().unwrap().event_id)
+        .collect();
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (20_000, 20_000), "every event once");
+}

@@ -148,6 +148,11 @@ pub struct ProduceArgs {
     /// Send to this topic instead of customer_events / customer_commands.
     #[arg(long)]
     pub topic: Option<String>,
+    /// With --input: first read the topics, and leave out every record whose id (event_id,
+    /// command_id: field 1 of the value) is already there. A run killed part-way, run again
+    /// with --resume, leaves each record on the topic once.
+    #[arg(long, requires = "input")]
+    pub resume: bool,
     /// With --input: the message type of every value (default: the lab plan's type per topic).
     #[arg(long = "type", value_name = "FULL.NAME", requires = "input")]
     pub type_name: Option<String>,
@@ -223,7 +228,11 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
     let decoders = crate::kafka::consumer::Decoders::lab(args.type_name.as_deref())?;
     let (records, count): (Records<'_>, usize) = match &args.input {
         Some(path) => {
-            let records = read_input(path, &args, &decoders)?;
+            let mut records = read_input(path, &args, &decoders)?;
+            if args.resume {
+                let skipped = skip_stored(&mut records, &conn).await?;
+                ui.note(format!("--resume: {skipped} record(s) already on the topic, {} to send", records.len()));
+            }
             let count = records.len();
             (Box::new(records.into_iter()), count)
         }
@@ -329,6 +338,11 @@ fn progress_bar(count: usize) -> indicatif::ProgressBar {
 /// Prints each record as the JSON line `consume --format jsonl` would write for it.
 fn print_dry_run(records: Records<'_>, decoders: &crate::kafka::consumer::Decoders) {
     for r in records {
+        let value = decoders.get(&r.topic).and_then(|t| {
+            let mut text = Vec::new();
+            t.json_line(&r.value, 0, &mut text).ok()?;
+            serde_json::value::RawValue::from_string(String::from_utf8(text).ok()?).ok()
+        });
         let json = RecordJson {
             topic: r.topic.clone(),
             partition: r.partition,
@@ -336,12 +350,9 @@ fn print_dry_run(records: Records<'_>, decoders: &crate::kafka::consumer::Decode
             key: r.key.as_deref().map(crate::kafka::records::Bytes::from_slice),
             headers: r.headers.iter().map(|(k, v)| (k.clone(), crate::kafka::records::Bytes::from_slice(v))).collect(),
             timestamp: r.timestamp,
-            value: decoders.get(&r.topic).and_then(|t| {
-                let mut text = Vec::new();
-                t.json_line(&r.value, 0, &mut text).ok()?;
-                serde_json::value::RawValue::from_string(String::from_utf8(text).ok()?).ok()
-            }),
-            value_bytes: None,
+            value: value.clone(),
+            // A topic without a schema: the bytes themselves, so the line replays losslessly.
+            value_bytes: value.is_none().then(|| crate::kafka::records::Bytes::from_slice(&r.value)),
             error: None,
         };
         println!("{}", serde_json::to_string(&json).expect("records serialize"));
@@ -410,6 +421,39 @@ async fn build<'a>(args: &'a ProduceArgs, conn: &crate::kafka::Connection) -> Re
             })))
         }
     }
+}
+
+/// The id a record carries in field 1 of its value (event_id, command_id,
+/// message_id), if it is a non-empty string.
+fn record_id(value: &[u8]) -> Option<String> {
+    #[derive(prost::Message)]
+    struct Id {
+        #[prost(string, tag = "1")]
+        id: String,
+    }
+    Id::decode(value).ok().map(|i| i.id).filter(|i| !i.is_empty())
+}
+
+/// Removes from `records` those whose id the topic already holds; returns how many.
+async fn skip_stored(records: &mut Vec<OutRecord>, conn: &crate::kafka::Connection) -> Result<usize, Failure> {
+    let mut topics: Vec<&str> = records.iter().map(|r| r.topic.as_str()).collect();
+    topics.sort();
+    topics.dedup();
+    let mut stored = std::collections::HashSet::new();
+    for topic in topics.into_iter().map(str::to_string).collect::<Vec<_>>() {
+        let on_topic = match crate::sourcing::log::read(conn, &topic, None).await {
+            Err(crate::kafka::KafkaError::NoTopic { .. }) => Vec::new(),
+            other => other?,
+        };
+        for s in on_topic {
+            if let Some(id) = record_id(&s.value) {
+                stored.insert((topic.clone(), id));
+            }
+        }
+    }
+    let before = records.len();
+    records.retain(|r| record_id(&r.value).is_none_or(|id| !stored.contains(&(r.topic.clone(), id))));
+    Ok(before - records.len())
 }
 
 fn read_input(

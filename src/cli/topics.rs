@@ -20,7 +20,7 @@ pub enum TopicsCommand {
         /// Create just this topic (no schema) instead of the lab's plan.
         name: Option<String>,
         /// Partitions for NAME.
-        #[arg(long, default_value_t = 1, requires = "name")]
+        #[arg(long, default_value_t = 1, requires = "name", value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
         #[command(flatten)]
         conn: ConnectionArgs,
