@@ -87,6 +87,9 @@ fn crafted() -> Vec<(&'static str, Vec<u8>)> {
     cases.push(("unknown fields nested 10,000 deep", nested));
     cases.push(("a string that is not UTF-8", vec![0x0a, 0x03, 0xff, 0xfe, 0xfd]));
     cases.push(("a varint that never ends", vec![0x20; 1].into_iter().chain(std::iter::repeat_n(0xff, 64)).collect()));
+    // Found by the property test: a tag varint longer than 32 bits (protoc
+    // truncates it, prost-reflect refuses it, the fast path once skipped it).
+    cases.push(("a tag longer than 32 bits", vec![0x8a, 0x80, 0xf5, 0xe1, 0x69, 0x00]));
     cases.push(("a bad Confluent frame", vec![0x00, 0x00, 0x00]));
     cases.push(("a Confluent frame claiming 2^31 indexes", vec![0x00, 0, 0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0x0f]));
     cases

@@ -38,6 +38,12 @@ fn varint(bytes: &[u8], pos: &mut usize) -> Result<u64> {
     super::framing::read_varint(bytes, pos).ok_or(Fallback)
 }
 
+/// A field tag: a varint that fits 32 bits, as protobuf defines it (a longer
+/// one is left to prost-reflect, which refuses it; found by tests/robustness.rs).
+fn tag(bytes: &[u8], pos: &mut usize) -> Result<u64> {
+    varint(bytes, pos).and_then(|t| if t > u64::from(u32::MAX) { Err(Fallback) } else { Ok(t) })
+}
+
 fn take<'a>(bytes: &'a [u8], pos: &mut usize, n: usize) -> Result<&'a [u8]> {
     let end = pos.checked_add(n).filter(|e| *e <= bytes.len()).ok_or(Fallback)?;
     let s = &bytes[*pos..end];
@@ -173,7 +179,7 @@ impl Writer {
         // The repeated field whose JSON array (or map object) is open.
         let mut open: Option<(u32, bool)> = None;
         while pos < bytes.len() {
-            let tag = varint(bytes, &mut pos)?;
+            let tag = tag(bytes, &mut pos)?;
             let (number, wire_type) = (u32::try_from(tag >> 3).map_err(|_| Fallback)?, (tag & 7) as u8);
             if number == 0 || number < last_number || (number == last_number && open.is_none_or(|(n, _)| n != number)) {
                 return Err(Fallback);
@@ -257,7 +263,7 @@ impl Writer {
         let (mut key, mut value) = (None, None);
         let mut pos = 0;
         while pos < bytes.len() {
-            let tag = varint(bytes, &mut pos)?;
+            let tag = tag(bytes, &mut pos)?;
             let raw = read_value(bytes, &mut pos, (tag & 7) as u8)?;
             match tag >> 3 {
                 1 if key.is_none() && (tag & 7) as u8 == expected_wire_type(&key_field.kind()) => key = Some(raw),
@@ -345,7 +351,7 @@ impl Writer {
         let (mut seconds, mut nanos) = (0i64, 0i32);
         let (mut pos, mut last) = (0, 0);
         while pos < bytes.len() {
-            let tag = varint(bytes, &mut pos)?;
+            let tag = tag(bytes, &mut pos)?;
             let v = varint(bytes, &mut pos)?;
             match (tag >> 3, tag & 7) {
                 (1, 0) if last < 1 => (seconds, last) = (v as i64, 1),
