@@ -69,6 +69,10 @@ pub struct ConsumeArgs {
     /// Handler attempts per record before it is dead-lettered.
     #[arg(long, default_value_t = 3)]
     pub attempts: u32,
+    /// Handle each record once per group, even across crashes: the ids handled are kept in
+    /// .chinook/dedupe/<group>.ids, and a record seen before is skipped (and committed).
+    #[arg(long)]
+    pub dedupe: bool,
     /// Make the handler take this long per record (a slow consumer, e.g. 50ms).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub handler_delay: std::time::Duration,
@@ -114,6 +118,7 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         handler_delay: args.handler_delay,
         standalone: false,
         stop: Some(stop_on_sigterm()?),
+        dedupe: args.dedupe.then(|| std::path::PathBuf::from(".chinook").join("dedupe")),
     };
     let decoders = Decoders::lab(args.type_name.as_deref())?;
     // Buffered: one write per batch of lines, flushed whenever the consumer goes idle.
@@ -134,7 +139,8 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
             };
             // A closed pipe ends the process quietly (SIGPIPE); other write errors are not recoverable here.
             let _ = written;
-            if ui.format == Format::Human {
+            // With --dedupe the id is remembered right after this: the line must be out first.
+            if ui.format == Format::Human || args.dedupe {
                 let _ = out.flush();
             }
         }
@@ -167,8 +173,13 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         }
         eprintln!("{t}");
         eprintln!(
-            "consumed {} · handled {} · skipped {} · dead-lettered {} · handler retries {}",
-            summary.consumed, summary.handled, summary.skipped, summary.dead_lettered, summary.handler_retries
+            "consumed {} · handled {} · skipped {} · dead-lettered {} · handler retries {}{}",
+            summary.consumed,
+            summary.handled,
+            summary.skipped,
+            summary.dead_lettered,
+            summary.handler_retries,
+            if args.dedupe { format!(" · duplicates skipped {}", summary.duplicates) } else { String::new() }
         );
     } else if ui.verbose {
         eprintln!("{}", serde_json::to_string(&summary).expect("summaries serialize"));
@@ -200,6 +211,7 @@ fn human_line(r: &crate::kafka::records::RecordJson, outcome: &RecordOutcome) ->
         RecordOutcome::Handled { .. } => console::style("handled".to_string()).green(),
         RecordOutcome::Skipped { route } => console::style(format!("skipped: {route}")).dim(),
         RecordOutcome::DeadLettered { reason } => console::style(format!("dead-lettered: {reason}")).red(),
+        RecordOutcome::Duplicate { id } => console::style(format!("duplicate of {id}: skipped")).dim(),
     };
     format!("{}/{}@{} key={key} {what} → {result}", r.topic, r.partition.unwrap_or(-1), r.offset.unwrap_or(-1))
 }

@@ -423,17 +423,6 @@ async fn build<'a>(args: &'a ProduceArgs, conn: &crate::kafka::Connection) -> Re
     }
 }
 
-/// The id a record carries in field 1 of its value (event_id, command_id,
-/// message_id), if it is a non-empty string.
-fn record_id(value: &[u8]) -> Option<String> {
-    #[derive(prost::Message)]
-    struct Id {
-        #[prost(string, tag = "1")]
-        id: String,
-    }
-    Id::decode(value).ok().map(|i| i.id).filter(|i| !i.is_empty())
-}
-
 /// Removes from `records` those whose id the topic already holds; returns how many.
 async fn skip_stored(records: &mut Vec<OutRecord>, conn: &crate::kafka::Connection) -> Result<usize, Failure> {
     let mut topics: Vec<&str> = records.iter().map(|r| r.topic.as_str()).collect();
@@ -446,13 +435,15 @@ async fn skip_stored(records: &mut Vec<OutRecord>, conn: &crate::kafka::Connecti
             other => other?,
         };
         for s in on_topic {
-            if let Some(id) = record_id(&s.value) {
+            if let Some(id) = crate::kafka::records::record_id(&s.value) {
                 stored.insert((topic.clone(), id));
             }
         }
     }
     let before = records.len();
-    records.retain(|r| record_id(&r.value).is_none_or(|id| !stored.contains(&(r.topic.clone(), id))));
+    records.retain(|r| {
+        crate::kafka::records::record_id(&r.value).is_none_or(|id| !stored.contains(&(r.topic.clone(), id)))
+    });
     Ok(before - records.len())
 }
 

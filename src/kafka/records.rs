@@ -32,6 +32,18 @@ impl Bytes {
     }
 }
 
+/// The id a record carries in field 1 of its value (`event_id`,
+/// `command_id`, `message_id` in the lab schemas), if it is a non-empty
+/// string: what `produce --resume` and `consume --dedupe` recognise a record by.
+pub fn record_id(value: &[u8]) -> Option<String> {
+    #[derive(prost::Message)]
+    struct Id {
+        #[prost(string, tag = "1")]
+        id: String,
+    }
+    <Id as prost::Message>::decode(value).ok().map(|i| i.id).filter(|i| !i.is_empty())
+}
+
 /// One record as a JSON object.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordJson {
@@ -71,5 +83,13 @@ mod tests {
         let back: Bytes = serde_json::from_str(&json).unwrap();
         assert_eq!(back.to_vec().unwrap(), raw);
         assert_eq!(serde_json::to_string(&Bytes::from_slice(b"42")).unwrap(), "\"42\"");
+    }
+
+    #[test]
+    fn a_record_is_known_by_field_1() {
+        let e = crate::events::created(1);
+        assert_eq!(record_id(&prost::Message::encode_to_vec(&e)), Some(e.event_id));
+        assert_eq!(record_id(b""), None);
+        assert_eq!(record_id(&[0xff]), None);
     }
 }

@@ -11,6 +11,7 @@
 //! (offset plan, rebalances), [`processing`] what happens to each record
 //! (decode, route, retry, dead-letter).
 
+mod dedupe;
 mod membership;
 mod processing;
 
@@ -58,6 +59,8 @@ pub struct ConsumeOptions {
     pub standalone: bool,
     /// Stop once this is set (what was processed is committed, as at the end).
     pub stop: Option<Arc<AtomicBool>>,
+    /// Skip records whose id this group handled before, remembered in this directory.
+    pub dedupe: Option<std::path::PathBuf>,
 }
 
 impl ConsumeOptions {
@@ -76,6 +79,7 @@ impl ConsumeOptions {
             handler_delay: Duration::ZERO,
             standalone: false,
             stop: None,
+            dedupe: None,
         }
     }
 
@@ -143,6 +147,8 @@ pub struct Summary {
     pub skipped: u64,
     pub dead_lettered: u64,
     pub handler_retries: u64,
+    /// Records skipped by `--dedupe`: handled before by this group.
+    pub duplicates: u64,
     pub per_route: BTreeMap<String, u64>,
     /// Where this consumer stopped: "topic/partition" → next offset.
     pub positions: BTreeMap<String, i64>,
@@ -228,6 +234,7 @@ pub async fn consume(
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| KafkaError::request("listening for Ctrl-C", e))?;
     let mut summary = Summary::default();
+    let mut dedupe = options.dedupe.as_deref().map(|dir| dedupe::Dedupe::open(dir, &options.group)).transpose()?;
     let mut seen_generation = 0;
     loop {
         let assigned = {
@@ -267,8 +274,21 @@ pub async fn consume(
         };
         summary.consumed += 1;
         let json = to_json(&m, decoders);
-        let outcome = process(&m, &json, decoders.get(m.topic()), options, &mut summary, dlq.as_ref()).await?;
+        let id = dedupe.as_ref().and_then(|_| super::records::record_id(m.payload().unwrap_or_default()));
+        let outcome = match (&dedupe, id.clone()) {
+            (Some(d), Some(id)) if d.seen(&id) => {
+                summary.duplicates += 1;
+                Outcome::Duplicate { id }
+            }
+            _ => process(&m, &json, decoders.get(m.topic()), options, &mut summary, dlq.as_ref()).await?,
+        };
         on_event(Event::Record(&Received { message: &m, json }, &outcome));
+        // Handled, and its output out: remembered before the offset is stored.
+        if let (Some(d), Some(id)) = (&mut dedupe, id)
+            && !matches!(outcome, Outcome::Duplicate { .. })
+        {
+            d.record(id)?;
+        }
         // Processed: now, and only now, the offset may be committed.
         if !options.standalone {
             consumer.store_offset_from_message(&m).map_err(|e| KafkaError::request("storing the offset", e))?;

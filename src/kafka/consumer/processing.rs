@@ -61,6 +61,8 @@ pub enum Outcome {
     Skipped { route: String },
     /// Sent to the dead-letter topic, with the reason.
     DeadLettered { reason: String },
+    /// Handled before, by this group (`--dedupe`): skipped and committed.
+    Duplicate { id: String },
 }
 
 /// Which message type each topic's values are: the lab plan's, or one type
@@ -221,6 +223,8 @@ pub(super) async fn process(
                 dead_letter(producer, topic, m, reason).await?;
             }
         }
+        // Found before processing (`--dedupe`); counted by the loop.
+        Outcome::Duplicate { .. } => {}
     }
     Ok(outcome)
 }
