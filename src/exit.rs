@@ -10,3 +10,5 @@ pub const USAGE: i32 = 2;
 pub const BAD_INPUT: i32 = 3;
 /// No broker answered at the given address, or the managed broker is not running.
 pub const UNAVAILABLE: i32 = 4;
+/// Stopped by Ctrl-C (128 + SIGINT), after finishing what was in hand and reporting it.
+pub const INTERRUPTED: i32 = 130;

@@ -115,3 +115,42 @@ async fn with_dedupe_a_killed_consumer_handles_every_event_exactly_once() {
     let state = std::fs::read_dir(dir.path().join(".chinook/dedupe")).unwrap().count();
     assert_eq!(state, 1, "the state is in .chinook/dedupe/");
 }
+
+/// The records stored on `topic`, by its watermarks.
+fn stored(topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = connection(broker()).client_config().create().unwrap();
+    (0..3).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(10)).map_or(0, |(low, high)| high - low)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_produce_stops_sending_and_reports_what_was_stored() {
+    let topic = unique("interrupt");
+    create_topic(broker(), &topic, 3).await;
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("chinook"))
+        .args(["produce", "customer-created", "--count", "100000", "--rate", "5000", "--topic", &topic])
+        .args(["--brokers", &broker().bootstrap, "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored(&topic) < 1_000 {
+        assert!(Instant::now() < deadline, "the producer never got going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_or_kill(&mut child, Duration::from_secs(60));
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["interrupted"], true);
+    let (sent, acked) = (report["sent"].as_i64().unwrap(), report["acked"].as_i64().unwrap());
+    assert!(sent < 100_000, "it stopped taking records: {sent}");
+    assert_eq!(acked, sent, "every record sent was awaited");
+    assert_eq!(stored(&topic), acked, "what it reports acknowledged is what the topic holds");
+}

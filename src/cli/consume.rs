@@ -1,17 +1,11 @@
 //! `chinook consume`: the lab's consumer — a group member that decodes, routes,
 //! commits after processing and dead-letters what it cannot process.
 
-use std::{
-    io::Write,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-};
+use std::io::Write;
 
 use clap::Args;
 
-use super::{ConnectionArgs, Failure, Outcome};
+use super::{ConnectionArgs, Outcome};
 use crate::{
     exit,
     kafka::{
@@ -88,22 +82,6 @@ struct Line<'a> {
     outcome: &'a RecordOutcome,
 }
 
-/// A flag SIGTERM sets: the consumer then finishes the record in hand, commits
-/// and leaves the group, as on Ctrl-C (what `chinook lab verify` and process
-/// managers send).
-fn stop_on_sigterm() -> Result<Arc<AtomicBool>, Failure> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Failure::new(exit::FAILED, crate::kafka::KafkaError::request("listening for SIGTERM", e)))?;
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        if terminate.recv().await.is_some() {
-            flag.store(true, Ordering::Relaxed);
-        }
-    });
-    Ok(stop)
-}
-
 pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
     let conn = args.conn.context()?.conn;
     let options = ConsumeOptions {
@@ -117,7 +95,9 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         attempts: args.attempts,
         handler_delay: args.handler_delay,
         standalone: false,
-        stop: Some(stop_on_sigterm()?),
+        // SIGTERM (what `chinook lab verify` and process managers send) stops the
+        // loop as Ctrl-C does: the record in hand is finished, committed, the group left.
+        stop: Some(super::stop_on(&[tokio::signal::unix::SignalKind::terminate()])?),
         dedupe: args.dedupe.then(|| std::path::PathBuf::from(".chinook").join("dedupe")),
     };
     let decoders = Decoders::lab(args.type_name.as_deref())?;

@@ -196,7 +196,7 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
         _ = tokio::signal::ctrl_c() => {
             cleanup(&scratch_conn, env.managed.as_ref()).await;
             ui.note("interrupted: scratch topics removed, broker restored");
-            return Ok(130);
+            return Ok(exit::INTERRUPTED);
         }
     };
     let Some(report) = outcome else {

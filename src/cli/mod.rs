@@ -158,6 +158,30 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?} is not KEY=VALUE (e.g. -X linger.ms=5)"))
 }
 
+/// A flag set when one of `signals` arrives (SIGINT, SIGTERM, …): a
+/// long-running command checks it, finishes what is in hand, and reports.
+/// Listening starts here, so a signal that comes early is not lost.
+pub fn stop_on(
+    signals: &[tokio::signal::unix::SignalKind],
+) -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, Failure> {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for kind in signals {
+        let mut stream = tokio::signal::unix::signal(*kind)
+            .map_err(|e| Failure::new(exit::FAILED, crate::kafka::KafkaError::request("listening for signals", e)))?;
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            if stream.recv().await.is_some() {
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+    Ok(stop)
+}
+
 /// What a command returns: an exit code, or a failure to report.
 pub type Outcome = Result<i32, Failure>;
 

@@ -251,6 +251,10 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
         delivery_timeout: args.timeout,
         retries: args.retries,
         rate: args.rate,
+        stop: Some(super::stop_on(&[
+            tokio::signal::unix::SignalKind::interrupt(),
+            tokio::signal::unix::SignalKind::terminate(),
+        ])?),
     };
     let bar = (count > 1 && !ui.quiet && console::Term::stderr().is_term()).then(|| progress_bar(count));
     let report = producer::produce(&conn, &options, records, |done| {
@@ -286,6 +290,13 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
     });
     if report.failed > 0 {
         return Err(Failure::new(exit::FAILED, NotAcked { failed: report.failed, sent: report.sent }));
+    }
+    if report.interrupted {
+        ui.note(format!(
+            "interrupted: {} of {count} record(s) were sent, and every one of them acknowledged; the rest were not sent",
+            report.sent
+        ));
+        return Ok(exit::INTERRUPTED);
     }
     Ok(exit::OK)
 }

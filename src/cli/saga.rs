@@ -1,12 +1,6 @@
 //! `chinook saga …`: the reference orchestrator, and sagas read back from the topic.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -143,15 +137,8 @@ async fn orchestrate(args: RunArgs, ui: Ui) -> Outcome {
         fail_at: args.fail_at.map(Into::into),
         step_delay: args.step_delay,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-            flag.store(true, Ordering::Relaxed);
-        }
-    });
+    use tokio::signal::unix::SignalKind;
+    let stop = super::stop_on(&[SignalKind::interrupt(), SignalKind::terminate()])?;
     ui.note(format!(
         "orchestrating: {} → {} (+ {}), group {}{}; Ctrl-C stops",
         options.commands_topic,

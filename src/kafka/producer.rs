@@ -73,6 +73,8 @@ pub struct ProduceOptions {
     pub retries: u32,
     /// Records per second (None: as fast as possible).
     pub rate: Option<f64>,
+    /// Stop taking new records once this is set (Ctrl-C); what is in flight is still awaited.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for ProduceOptions {
@@ -85,6 +87,7 @@ impl Default for ProduceOptions {
             delivery_timeout: Duration::from_secs(30),
             retries: 3,
             rate: None,
+            stop: None,
         }
     }
 }
@@ -112,6 +115,8 @@ pub struct Report {
     /// Acknowledged offsets per partition: "topic/partition" → (first, last).
     pub offsets: BTreeMap<String, (i64, i64)>,
     pub failures: Vec<Failed>,
+    /// Stopped by Ctrl-C before every record was taken.
+    pub interrupted: bool,
 }
 
 /// Errors worth sending again: the broker was away or slow, not the record wrong.
@@ -238,6 +243,10 @@ pub async fn produce(
         // Room first, then the next record: never more than the bound pulled ahead of the reports.
         while run.held() >= run.bound {
             run.step().await;
+        }
+        if options.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            run.report.interrupted = true;
+            break;
         }
         let Some(record) = records.next() else { break };
         run.report.sent += 1;
