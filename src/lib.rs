@@ -14,6 +14,7 @@
 pub mod broker;
 pub mod cli;
 pub mod codec;
+pub mod correlation;
 pub mod events;
 pub mod exit;
 pub mod faults;

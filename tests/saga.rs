@@ -221,3 +221,60 @@ async fn killed_inside_a_step_and_restarted_the_orchestrator_does_no_step_twice(
     // The dead instance's welcome email is on the log, in an aborted transaction.
     assert_eq!(read_uncommitted(&lab.saga).iter().filter(|m| welcome(m)).count(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn correlate_draws_a_saga_as_a_causal_tree_and_flags_an_orphan() {
+    let lab = lab().await;
+    let orchestrator = lab.orchestrator(&[]);
+    lab.command(71, "onboard-71");
+    lab.until("the saga completed", |s| finished(s, 1)).await;
+    stop(orchestrator);
+    let correlate = |id: &str| {
+        chinook()
+            .args(["correlate", id, "--format", "json", "--brokers", &broker().bootstrap])
+            .args(["--events-topic", &lab.events, "--commands-topic", &lab.commands, "--saga-topic", &lab.saga])
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap()
+    };
+    let out = correlate("onboard-71");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tree: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The command, five saga messages, and the CustomerCreated event.
+    assert_eq!(tree["nodes"].as_object().unwrap().len(), 7, "{tree:#}");
+    let roots = tree["roots"].as_array().unwrap();
+    assert_eq!(roots.len(), 1);
+    let root = roots[0].as_str().unwrap();
+    assert!(tree["nodes"][root]["kind"].as_str().unwrap().starts_with("command CREATE_CUSTOMER"));
+    let started = tree["children"][root][0].as_str().unwrap();
+    let under_started: Vec<&str> = tree["children"][started]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| tree["nodes"][c.as_str().unwrap()]["kind"].as_str().unwrap())
+        .collect();
+    assert!(under_started.contains(&"saga completed create-customer"), "{under_started:?}");
+    assert!(under_started.contains(&"event CUSTOMER_EVENT_TYPE_CREATED"), "{under_started:?}");
+    assert_eq!((tree["orphans"].as_array().unwrap().len(), tree["cycles"].as_array().unwrap().len()), (0, 0));
+
+    // A message that names a cause nobody sent.
+    let stray = chinook::codec::pb::events::v1::SagaMessage {
+        message_id: "stray-1".into(),
+        correlation_id: "onboard-71".into(),
+        causation_id: "never-sent".into(),
+        ..Default::default()
+    };
+    let record = chinook::kafka::producer::OutRecord {
+        topic: lab.saga.clone(),
+        key: Some(b"onboard-71".to_vec()),
+        value: prost::Message::encode_to_vec(&stray),
+        ..Default::default()
+    };
+    let conn = connection(broker());
+    chinook::kafka::producer::produce(&conn, &Default::default(), [record], |_| {}).await.unwrap();
+    let out = correlate("onboard-71");
+    assert_eq!(out.status.code(), Some(1));
+    let tree: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tree["orphans"], serde_json::json!(["stray-1"]));
+    assert_eq!(correlate("nobody").status.code(), Some(1));
+}

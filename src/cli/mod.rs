@@ -5,6 +5,7 @@
 mod broker;
 mod codec;
 mod consume;
+mod correlate;
 mod faults;
 mod group;
 mod import;
@@ -68,6 +69,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Rebuild state by replaying events: `project customers`.
     Project(project::ProjectArgs),
+    /// One operation's events, commands and saga messages as a causal tree (by correlation id).
+    Correlate(correlate::CorrelateArgs),
     /// Customer onboarding sagas: run the orchestrator, show one saga or all.
     #[command(subcommand)]
     Saga(saga::SagaCommand),
@@ -233,6 +236,7 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
         Command::Import(args) => import::run(args, ui).await,
         Command::Project(args) => project::run(args, ui).await,
         Command::Saga(cmd) => saga::run(cmd, ui).await,
+        Command::Correlate(args) => correlate::run(args, ui).await,
         Command::Group(cmd) => group::run(cmd, ui).await,
         Command::Break(cmd) => faults::run(cmd, ui).await,
         Command::Lab(args) => labs::lab(args, ui).await,

@@ -56,7 +56,7 @@ impl Saga {
     }
 }
 
-fn kind(body: &Option<Body>) -> (&'static str, String) {
+pub fn kind(body: &Option<Body>) -> (&'static str, String) {
     match body {
         Some(Body::Started(s)) => ("started", format!("customer {}", s.customer.as_ref().map_or(0, |c| c.id))),
         Some(Body::Completed(c)) => ("completed", c.detail.clone()),
