@@ -23,5 +23,6 @@ pub mod kafka;
 pub mod labs;
 pub mod saga;
 pub mod sourcing;
+pub mod streams;
 pub mod ui;
 pub mod verdict;

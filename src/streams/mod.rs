@@ -1,0 +1,4 @@
+//! Stream processing for Lab 4: windowed aggregation with Kafka Streams'
+//! semantics ([`windows`]).
+
+pub mod windows;

@@ -1,0 +1,95 @@
+//! Golden cases for windowed counting, worked out by hand from Kafka
+//! Streams' rules (src/streams/windows.rs states them), not from the code:
+//! in order, out of order within the grace period, late beyond it, hopping
+//! windows where a late record still counts in a newer window, and session
+//! merges, including one record that bridges two sessions.
+
+use chinook::streams::windows::{Count, Spec, Windows};
+
+const S: i64 = 1000;
+
+fn c(key: &str, start: i64, end: i64, count: u64) -> Count {
+    Count { key: key.into(), start, end, count }
+}
+
+#[test]
+fn specs_parse_and_bad_ones_say_how() {
+    assert_eq!("tumbling:1m".parse::<Spec>(), Ok(Spec::Time { size: 60 * S, advance: 60 * S }));
+    assert_eq!("hopping:1m/10s".parse::<Spec>(), Ok(Spec::Time { size: 60 * S, advance: 10 * S }));
+    assert_eq!("session:30s".parse::<Spec>(), Ok(Spec::Session { gap: 30 * S }));
+    assert!("hopping:10s/1m".parse::<Spec>().unwrap_err().contains("advance"));
+    assert!("weekly:1d".parse::<Spec>().unwrap_err().contains("tumbling:SIZE"));
+    assert!("tumbling:0s".parse::<Spec>().is_err());
+}
+
+#[test]
+fn tumbling_in_order() {
+    let mut w = Windows::new(Spec::Time { size: 10 * S, advance: 10 * S }, 0);
+    assert_eq!(w.record("a", S), [c("a", 0, 10 * S, 1)]);
+    assert_eq!(w.take_final(), []);
+    assert_eq!(w.record("a", 3 * S), [c("a", 0, 10 * S, 2)]);
+    assert_eq!(w.record("a", 12 * S), [c("a", 10 * S, 20 * S, 1)]);
+    assert_eq!(w.take_final(), [c("a", 0, 10 * S, 2)]);
+    assert_eq!(w.record("a", 25 * S), [c("a", 20 * S, 30 * S, 1)]);
+    assert_eq!(w.take_final(), [c("a", 10 * S, 20 * S, 1)]);
+    assert_eq!(w.open(), [c("a", 20 * S, 30 * S, 1)]);
+    assert_eq!(w.dropped, 0);
+}
+
+#[test]
+fn tumbling_out_of_order_within_grace_and_late_beyond_it() {
+    let mut w = Windows::new(Spec::Time { size: 10 * S, advance: 10 * S }, 5 * S);
+    w.record("a", S);
+    w.record("a", 12 * S);
+    // Stream time 12 s, grace 5 s: [0, 10 s) closes at 15 s, so 4 s still counts.
+    assert_eq!(w.record("a", 4 * S), [c("a", 0, 10 * S, 2)]);
+    assert_eq!(w.take_final(), []);
+    w.record("a", 16 * S);
+    assert_eq!(w.take_final(), [c("a", 0, 10 * S, 2)]);
+    // Stream time 16 s: 10 s ≤ 16 s − 5 s, the window is closed; 3 s is dropped.
+    assert_eq!(w.record("a", 3 * S), []);
+    assert_eq!(w.dropped, 1);
+}
+
+#[test]
+fn hopping_windows_and_a_late_record_that_still_counts_in_a_newer_one() {
+    let mut w = Windows::new(Spec::Time { size: 10 * S, advance: 5 * S }, 0);
+    assert_eq!(w.record("a", 7 * S), [c("a", 0, 10 * S, 1), c("a", 5 * S, 15 * S, 1)]);
+    assert_eq!(w.record("a", 12 * S), [c("a", 5 * S, 15 * S, 2), c("a", 10 * S, 20 * S, 1)]);
+    assert_eq!(w.take_final(), [c("a", 0, 10 * S, 1)]);
+    assert_eq!(w.record("a", 22 * S), [c("a", 15 * S, 25 * S, 1), c("a", 20 * S, 30 * S, 1)]);
+    assert_eq!(w.take_final(), [c("a", 5 * S, 15 * S, 2), c("a", 10 * S, 20 * S, 1)]);
+    // 16 s at stream time 22 s: [10 s, 20 s) is closed (dropped), [15 s, 25 s) is not.
+    assert_eq!(w.record("a", 16 * S), [c("a", 15 * S, 25 * S, 2)]);
+    assert_eq!(w.dropped, 1);
+}
+
+#[test]
+fn keys_count_apart() {
+    let mut w = Windows::new(Spec::Time { size: 10 * S, advance: 10 * S }, 0);
+    w.record("a", S);
+    w.record("b", 2 * S);
+    w.record("a", 3 * S);
+    assert_eq!(w.open(), [c("a", 0, 10 * S, 2), c("b", 0, 10 * S, 1)]);
+}
+
+#[test]
+fn sessions_merge_bridge_close_and_drop() {
+    let mut w = Windows::new(Spec::Session { gap: 5 * S }, 10 * S);
+    assert_eq!(w.record("a", S), [c("a", S, S, 1)]);
+    assert_eq!(w.record("a", 4 * S), [c("a", S, 4 * S, 2)]);
+    assert_eq!(w.record("a", 20 * S), [c("a", 20 * S, 20 * S, 1)]);
+    // Out of order, within the gap of the first session (and the grace).
+    assert_eq!(w.record("a", 9 * S), [c("a", S, 9 * S, 3)]);
+    assert_eq!(w.record("a", 14 * S), [c("a", S, 14 * S, 4)]);
+    // 17 s is within 5 s of both sessions: they merge into one.
+    assert_eq!(w.record("a", 17 * S), [c("a", S, 20 * S, 6)]);
+    assert_eq!(w.open(), [c("a", S, 20 * S, 6)]);
+    assert_eq!(w.take_final(), []);
+    w.record("a", 40 * S);
+    // 20 s < 40 s − 10 s − 5 s: the session is final.
+    assert_eq!(w.take_final(), [c("a", S, 20 * S, 6)]);
+    // 2 s alone would end at 2 s < 25 s: dropped.
+    assert_eq!(w.record("a", 2 * S), []);
+    assert_eq!(w.dropped, 1);
+}
