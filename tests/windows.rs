@@ -4,7 +4,10 @@
 //! windows where a late record still counts in a newer window, and session
 //! merges, including one record that bridges two sessions.
 
+mod common;
+
 use chinook::streams::windows::{Count, Spec, Windows};
+use common::*;
 
 const S: i64 = 1000;
 
@@ -92,4 +95,39 @@ fn sessions_merge_bridge_close_and_drop() {
     // 2 s alone would end at 2 s < 25 s: dropped.
     assert_eq!(w.record("a", 2 * S), []);
     assert_eq!(w.dropped, 1);
+}
+
+/// The out-of-order case again, end to end: records with those timestamps on
+/// a topic of the embedded broker, counted by `chinook aggregate`.
+#[tokio::test(flavor = "multi_thread")]
+async fn chinook_aggregate_counts_a_topic_by_event_time() {
+    let topic = unique("windows");
+    create_topic(broker(), &topic, 1).await;
+    let base = 1_800_000_000_000; // a multiple of 10 s
+    let records: Vec<chinook::kafka::producer::OutRecord> = [1, 12, 4, 16, 3]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut r = chinook::kafka::producer::OutRecord::event(&topic, &chinook::events::created(i as i64));
+            r.timestamp = Some(base + s * S);
+            r
+        })
+        .collect();
+    let report =
+        chinook::kafka::producer::produce(&connection(broker()), &Default::default(), records, |_| {}).await.unwrap();
+    assert_eq!(report.acked, 5);
+    let out = chinook()
+        .args(["aggregate", "--topic", &topic, "--window", "tumbling:10s", "--grace", "5s", "--format", "json"])
+        .args(["--brokers", &broker().bootstrap])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = "CUSTOMER_EVENT_TYPE_CREATED";
+    assert_eq!(v["final"], serde_json::json!([{ "key": key, "start": base, "end": base + 10 * S, "count": 2 }]));
+    assert_eq!(
+        v["open"],
+        serde_json::json!([{ "key": key, "start": base + 10 * S, "end": base + 20 * S, "count": 2 }])
+    );
+    assert_eq!((v["dropped"].as_u64(), v["records"].as_u64()), (Some(1), Some(5)));
 }

@@ -2,6 +2,7 @@
 //! mapping from domain errors to exit codes. Each verb lives in its own file
 //! and stays thin: parse flags, call the domain, hand the result to `ui`.
 
+mod aggregate;
 mod broker;
 mod codec;
 mod consume;
@@ -69,6 +70,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Rebuild state by replaying events: `project customers`.
     Project(project::ProjectArgs),
+    /// Count customer events in windows (tumbling, hopping, session) with Kafka Streams' rules.
+    Aggregate(aggregate::AggregateArgs),
     /// One operation's events, commands and saga messages as a causal tree (by correlation id).
     Correlate(correlate::CorrelateArgs),
     /// Customer onboarding sagas: run the orchestrator, show one saga or all.
@@ -237,6 +240,7 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
         Command::Project(args) => project::run(args, ui).await,
         Command::Saga(cmd) => saga::run(cmd, ui).await,
         Command::Correlate(args) => correlate::run(args, ui).await,
+        Command::Aggregate(args) => aggregate::run(args, ui).await,
         Command::Group(cmd) => group::run(cmd, ui).await,
         Command::Break(cmd) => faults::run(cmd, ui).await,
         Command::Lab(args) => labs::lab(args, ui).await,

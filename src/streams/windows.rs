@@ -37,7 +37,11 @@ impl std::str::FromStr for Spec {
             let ms = d.as_millis() as i64;
             if ms <= 0 { Err(format!("{t:?}: a window needs a length above 0 ms")) } else { Ok(ms) }
         };
-        let usage = || format!("{s:?}: use tumbling:SIZE, hopping:SIZE/ADVANCE or session:GAP (e.g. tumbling:1m, hopping:1m/10s, session:30s)");
+        let usage = || {
+            format!(
+                "{s:?}: use tumbling:SIZE, hopping:SIZE/ADVANCE or session:GAP (e.g. tumbling:1m, hopping:1m/10s, session:30s)"
+            )
+        };
         match s.split_once(':') {
             Some(("tumbling", size)) => ms(size).map(|size| Spec::Time { size, advance: size }),
             Some(("hopping", rest)) => {
@@ -154,6 +158,9 @@ impl Windows {
 
     /// Every window not yet final, as it stands.
     pub fn open(&self) -> Vec<Count> {
-        self.open.iter().map(|((key, start), (end, count))| Count { key: key.clone(), start: *start, end: *end, count: *count }).collect()
+        self.open
+            .iter()
+            .map(|((key, start), (end, count))| Count { key: key.clone(), start: *start, end: *end, count: *count })
+            .collect()
     }
 }
