@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 CONFLUENT_KAFKA_VERSION=2.16.1
 PROTOBUF_VERSION=7.36.2
+# The Prometheus text-format parser the monitor tests check chinook's metrics with.
+PROMETHEUS_CLIENT_VERSION=0.26.0
 VENV=target/student-venv
 PY="$VENV/bin/python"
 
@@ -34,12 +36,13 @@ fi
 
 # True when the venv imports both packages at the pinned versions.
 venv_ready() {
-  [ -x "$PY" ] && "$PY" - "$CONFLUENT_KAFKA_VERSION" "$PROTOBUF_VERSION" <<'EOF' >/dev/null 2>&1
+  [ -x "$PY" ] && "$PY" - "$CONFLUENT_KAFKA_VERSION" "$PROTOBUF_VERSION" "$PROMETHEUS_CLIENT_VERSION" <<'EOF' >/dev/null 2>&1
 import sys
 from importlib.metadata import version
-import confluent_kafka, google.protobuf.message_factory
+import confluent_kafka, google.protobuf.message_factory, prometheus_client.parser
 assert version("confluent-kafka") == sys.argv[1], version("confluent-kafka")
 assert version("protobuf") == sys.argv[2], version("protobuf")
+assert version("prometheus-client") == sys.argv[3], version("prometheus-client")
 EOF
 }
 
@@ -53,9 +56,10 @@ else
   mkdir -p "$(dirname "$VENV")"
   python3 -m venv "$VENV"
   "$PY" -m pip install --quiet --disable-pip-version-check --no-input \
-    "confluent-kafka==$CONFLUENT_KAFKA_VERSION" "protobuf==$PROTOBUF_VERSION"
+    "confluent-kafka==$CONFLUENT_KAFKA_VERSION" "protobuf==$PROTOBUF_VERSION" \
+    "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
   if ! venv_ready; then
-    echo "error: $VENV does not import confluent-kafka $CONFLUENT_KAFKA_VERSION and protobuf $PROTOBUF_VERSION" >&2
+    echo "error: $VENV does not import confluent-kafka $CONFLUENT_KAFKA_VERSION, protobuf $PROTOBUF_VERSION and prometheus-client $PROMETHEUS_CLIENT_VERSION" >&2
     exit 1
   fi
 fi

@@ -21,6 +21,7 @@ pub mod faults;
 pub mod import;
 pub mod kafka;
 pub mod labs;
+pub mod monitor;
 pub mod saga;
 pub mod sourcing;
 pub mod streams;

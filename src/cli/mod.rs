@@ -11,6 +11,7 @@ mod faults;
 mod group;
 mod import;
 mod labs;
+mod monitor;
 mod produce;
 mod project;
 mod saga;
@@ -70,6 +71,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Rebuild state by replaying events: `project customers`.
     Project(project::ProjectArgs),
+    /// Offsets and consumer lag: snapshots, or Prometheus metrics (`--prometheus 127.0.0.1:9464`).
+    Monitor(monitor::MonitorArgs),
     /// Count customer events in windows (tumbling, hopping, session) with Kafka Streams' rules.
     Aggregate(aggregate::AggregateArgs),
     /// One operation's events, commands and saga messages as a causal tree (by correlation id).
@@ -241,6 +244,7 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
         Command::Saga(cmd) => saga::run(cmd, ui).await,
         Command::Correlate(args) => correlate::run(args, ui).await,
         Command::Aggregate(args) => aggregate::run(args, ui).await,
+        Command::Monitor(args) => monitor::run(args, ui).await,
         Command::Group(cmd) => group::run(cmd, ui).await,
         Command::Break(cmd) => faults::run(cmd, ui).await,
         Command::Lab(args) => labs::lab(args, ui).await,
