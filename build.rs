@@ -5,7 +5,12 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-const FILES: &[&str] = &["customer/v1/customer.proto", "events/v1/customer_events.proto", "events/v1/saga.proto"];
+const FILES: &[&str] = &[
+    "customer/v1/customer.proto",
+    "events/v1/customer_events.proto",
+    "events/v1/saga.proto",
+    "events/v1/window_result.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");

@@ -23,6 +23,9 @@ fn specs_parse_and_bad_ones_say_how() {
     assert!("hopping:10s/1m".parse::<Spec>().unwrap_err().contains("advance"));
     assert!("weekly:1d".parse::<Spec>().unwrap_err().contains("tumbling:SIZE"));
     assert!("tumbling:0s".parse::<Spec>().is_err());
+    for text in ["tumbling:1m", "hopping:1m/10s", "session:30s"] {
+        assert_eq!(text.parse::<Spec>().unwrap().to_string(), text, "shown as given");
+    }
 }
 
 #[test]
@@ -116,8 +119,11 @@ async fn chinook_aggregate_counts_a_topic_by_event_time() {
     let report =
         chinook::kafka::producer::produce(&connection(broker()), &Default::default(), records, |_| {}).await.unwrap();
     assert_eq!(report.acked, 5);
+    let results = unique("window-results");
+    create_topic(broker(), &results, 1).await;
     let out = chinook()
         .args(["aggregate", "--topic", &topic, "--window", "tumbling:10s", "--grace", "5s", "--format", "json"])
+        .args(["--to", &results])
         .args(["--brokers", &broker().bootstrap])
         .output()
         .unwrap();
@@ -130,4 +136,15 @@ async fn chinook_aggregate_counts_a_topic_by_event_time() {
         serde_json::json!([{ "key": key, "start": base + 10 * S, "end": base + 20 * S, "count": 2 }])
     );
     assert_eq!((v["dropped"].as_u64(), v["records"].as_u64()), (Some(1), Some(5)));
+    // The final window, published as a WindowResult.
+    let published = chinook::sourcing::log::read(&connection(broker()), &results, None).await.unwrap();
+    assert_eq!(published.len(), 1);
+    let r: chinook::codec::pb::events::v1::WindowResult =
+        prost::Message::decode(published[0].value.as_slice()).unwrap();
+    assert_eq!(
+        (r.key.as_str(), r.count, r.r#final, r.window.as_str(), r.group_by.as_str()),
+        (key, 2, true, "tumbling:10s", "event-type")
+    );
+    assert_eq!(r.window_start.unwrap().seconds * 1000, base);
+    assert_eq!(r.window_end.unwrap().seconds * 1000, base + 10 * S);
 }

@@ -37,7 +37,7 @@ stream time − grace (and counted as dropped), sessions merge what falls within
 read as one Kafka Streams task reads them: the record with the smallest timestamp first.")]
 pub struct AggregateArgs {
     /// tumbling:SIZE, hopping:SIZE/ADVANCE or session:GAP (e.g. tumbling:1m).
-    #[arg(long)]
+    #[arg(long, value_name = "SPEC")]
     pub window: Spec,
     /// How late a record may be and still count.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
@@ -50,8 +50,69 @@ pub struct AggregateArgs {
     pub emit: Emit,
     #[arg(long, default_value = EVENTS)]
     pub topic: String,
+    /// Also publish the results (the ones --emit selects) to this topic, as events.v1.WindowResult
+    /// keyed by the key counted.
+    #[arg(long, value_name = "TOPIC")]
+    pub to: Option<String>,
     #[command(flatten)]
     pub conn: ConnectionArgs,
+}
+
+/// The results --emit selects, each with whether it is final.
+fn selected(counted: &aggregate::Counted, emit: Emit) -> Vec<(&Count, bool)> {
+    match emit {
+        Emit::Update => counted.updates.iter().map(|c| (c, false)).collect(),
+        Emit::Final => counted.closed.iter().map(|c| (c, true)).collect(),
+    }
+}
+
+/// Publishes `results` to `topic` as WindowResult records.
+async fn publish(
+    conn: &crate::kafka::Connection,
+    topic: &str,
+    args: &AggregateArgs,
+    results: &[(&Count, bool)],
+) -> Result<(), super::Failure> {
+    use crate::codec::pb::events::v1::WindowResult;
+    let stamp = |ms: i64| prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    };
+    let by = clap::ValueEnum::to_possible_value(&args.by).map(|v| v.get_name().to_string()).unwrap_or_default();
+    let records: Vec<crate::kafka::producer::OutRecord> = results
+        .iter()
+        .map(|(c, is_final)| {
+            let r = WindowResult {
+                key: c.key.clone(),
+                window_start: Some(stamp(c.start)),
+                window_end: Some(stamp(c.end)),
+                count: c.count as i64,
+                window: args.window.to_string(),
+                group_by: by.clone(),
+                r#final: *is_final,
+            };
+            crate::kafka::producer::OutRecord {
+                topic: topic.to_string(),
+                key: Some(c.key.clone().into_bytes()),
+                value: prost::Message::encode_to_vec(&r),
+                timestamp: Some(c.start),
+                headers: vec![("content-type".into(), b"application/x-protobuf".to_vec())],
+                partition: None,
+            }
+        })
+        .collect();
+    let report = crate::kafka::producer::produce(conn, &Default::default(), records, |_| {}).await?;
+    if report.failed > 0 {
+        let reason = report.failures.first().map_or(String::new(), |f| f.error.clone());
+        return Err(super::Failure::new(
+            exit::FAILED,
+            crate::kafka::KafkaError::request(
+                &format!("publishing {} window result(s) to {topic}", report.failed),
+                reason,
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn time(ms: i64) -> String {
@@ -72,6 +133,9 @@ pub async fn run(args: AggregateArgs, ui: Ui) -> Outcome {
     let stored = crate::sourcing::log::read(&conn, &args.topic, None).await?;
     let windows = Windows::new(args.window, args.grace.as_millis() as i64);
     let counted = aggregate::count(stored, args.by, windows);
+    if let Some(to) = &args.to {
+        publish(&conn, to, &args, &selected(&counted, args.emit)).await?;
+    }
     let json = match args.emit {
         Emit::Update => {
             serde_json::json!({ "updates": counted.updates, "dropped": counted.dropped, "records": counted.records })

@@ -37,10 +37,11 @@ pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/desc
 
 /// The `.proto` sources of the workshop schemas, by import path, for tools
 /// that want files (Bufstream's `--schema`, students reading them).
-pub const PROTO_SOURCES: [(&str, &str); 3] = [
+pub const PROTO_SOURCES: [(&str, &str); 4] = [
     ("customer/v1/customer.proto", include_str!("../../proto/customer/v1/customer.proto")),
     ("events/v1/customer_events.proto", include_str!("../../proto/events/v1/customer_events.proto")),
     ("events/v1/saga.proto", include_str!("../../proto/events/v1/saga.proto")),
+    ("events/v1/window_result.proto", include_str!("../../proto/events/v1/window_result.proto")),
 ];
 
 /// The message carried on `customer_events`.

@@ -58,6 +58,18 @@ impl std::str::FromStr for Spec {
     }
 }
 
+impl std::fmt::Display for Spec {
+    /// The form `--window` takes: `tumbling:1m`, `hopping:1m 10s/10s`, `session:30s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = |ms: i64| humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64));
+        match *self {
+            Spec::Time { size, advance } if size == advance => write!(f, "tumbling:{}", d(size)),
+            Spec::Time { size, advance } => write!(f, "hopping:{}/{}", d(size), d(advance)),
+            Spec::Session { gap } => write!(f, "session:{}", d(gap)),
+        }
+    }
+}
+
 /// A window's count, as it is emitted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Count {
