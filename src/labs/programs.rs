@@ -160,6 +160,8 @@ pub struct Running {
     pub label: String,
     pub log: PathBuf,
     child: tokio::process::Child,
+    /// Its process group (the child's pid, kept: tokio forgets it once the child is reaped).
+    group: Option<libc::pid_t>,
     /// How it ended, once it has.
     pub exit: Option<ExitStatus>,
     terminated: bool,
@@ -193,7 +195,8 @@ pub fn spawn(command: &str, label: &str, vars: &[(&str, String)], log: &Path) ->
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| LabError::Io { what: format!("starting `{command}`"), reason: e.to_string() })?;
-    Ok(Running { label: label.to_string(), log: log.to_path_buf(), child, exit: None, terminated: false })
+    let group = child.id().map(|pid| pid as libc::pid_t);
+    Ok(Running { label: label.to_string(), log: log.to_path_buf(), child, group, exit: None, terminated: false })
 }
 
 impl Running {
@@ -215,16 +218,22 @@ impl Running {
         self.exit
     }
 
-    /// Sends SIGTERM to its process group and waits up to `grace` for it to
-    /// end, then kills the group. Returns how it ended.
+    /// Sends SIGTERM to its process group and waits up to `grace` for the
+    /// whole group to end, then kills what is left. Returns how it ended.
+    /// (The `sh -c` that leads the group may end first while the program it
+    /// started is still committing — or hangs: the group is what is waited for.)
     pub async fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
-        if self.exited().is_some() {
-            return self.exit;
+        if self.exited().is_none() {
+            self.terminated = true;
+            self.signal(libc::SIGTERM);
+            let deadline = tokio::time::Instant::now() + grace;
+            self.wait(grace).await;
+            while self.group_alive() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        self.terminated = true;
-        self.signal(libc::SIGTERM);
-        if self.wait(grace).await.is_none() {
-            self.signal(libc::SIGKILL);
+        self.signal(libc::SIGKILL);
+        if self.exit.is_none() {
             self.exit = self.child.wait().await.ok();
         }
         self.exit
@@ -238,11 +247,17 @@ impl Running {
         self.exit
     }
 
+    /// Whether any process of its group is still there.
+    fn group_alive(&self) -> bool {
+        // SAFETY: kill(2) with signal 0 only checks that the group exists.
+        self.group.is_some_and(|g| unsafe { libc::kill(-g, 0) } == 0)
+    }
+
     fn signal(&self, signal: libc::c_int) {
-        if let Some(pid) = self.child.id() {
+        if let Some(group) = self.group {
             // SAFETY: kill(2) on the process group this child leads (set at spawn).
             unsafe {
-                libc::kill(-(pid as libc::pid_t), signal);
+                libc::kill(-group, signal);
             }
         }
     }
@@ -277,8 +292,8 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // A check that ends early never leaves a program behind.
-        if self.exited().is_none() {
+        // A check that ends early never leaves a program behind, nor anything it started.
+        if self.exited().is_none() || self.group_alive() {
             self.signal(libc::SIGKILL);
         }
     }
