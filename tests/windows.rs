@@ -2,7 +2,9 @@
 //! Streams' rules (src/streams/windows.rs states them), not from the code:
 //! in order, out of order within the grace period, late beyond it, hopping
 //! windows where a late record still counts in a newer window, and session
-//! merges, including one record that bridges two sessions.
+//! merges, including one record that bridges two sessions, and sliding
+//! windows: each record's left and right windows, an out-of-order record that
+//! creates windows on both sides, early records and late drops.
 
 mod common;
 
@@ -20,10 +22,11 @@ fn specs_parse_and_bad_ones_say_how() {
     assert_eq!("tumbling:1m".parse::<Spec>(), Ok(Spec::Time { size: 60 * S, advance: 60 * S }));
     assert_eq!("hopping:1m/10s".parse::<Spec>(), Ok(Spec::Time { size: 60 * S, advance: 10 * S }));
     assert_eq!("session:30s".parse::<Spec>(), Ok(Spec::Session { gap: 30 * S }));
+    assert_eq!("sliding:1m".parse::<Spec>(), Ok(Spec::Sliding { difference: 60 * S }));
     assert!("hopping:10s/1m".parse::<Spec>().unwrap_err().contains("advance"));
     assert!("weekly:1d".parse::<Spec>().unwrap_err().contains("tumbling:SIZE"));
     assert!("tumbling:0s".parse::<Spec>().is_err());
-    for text in ["tumbling:1m", "hopping:1m/10s", "session:30s"] {
+    for text in ["tumbling:1m", "hopping:1m/10s", "sliding:1m", "session:30s"] {
         assert_eq!(text.parse::<Spec>().unwrap().to_string(), text, "shown as given");
     }
 }
@@ -98,6 +101,68 @@ fn sessions_merge_bridge_close_and_drop() {
     // 2 s alone would end at 2 s < 25 s: dropped.
     assert_eq!(w.record("a", 2 * S), []);
     assert_eq!(w.dropped, 1);
+}
+
+#[test]
+fn sliding_left_and_right_windows_in_and_out_of_order() {
+    let mut w = Windows::new(Spec::Sliding { difference: 10 * S }, 100 * S);
+    assert_eq!(w.record("a", 20 * S), [c("a", 10 * S, 20 * S, 1)]);
+    // 25 s: its left window [15 s, 25 s] holds 20 s too; 20 s's right window
+    // [20.001 s, 30.001 s] (it starts 1 ms after its record) now has a record,
+    // so it exists.
+    assert_eq!(w.record("a", 25 * S), [c("a", 15 * S, 25 * S, 2), c("a", 20 * S + 1, 30 * S + 1, 1)]);
+    assert_eq!(w.record("a", 40 * S), [c("a", 30 * S, 40 * S, 1)]);
+    // 33 s, out of order: its left window [23 s, 33 s] holds 25 s and 33 s;
+    // 25 s's right window [25.001 s, 35.001 s] is born; 40 s's left window
+    // grows; and 33 s's own right window exists because 40 s falls in it.
+    assert_eq!(
+        w.record("a", 33 * S),
+        [
+            c("a", 23 * S, 33 * S, 2),
+            c("a", 25 * S + 1, 35 * S + 1, 1),
+            c("a", 30 * S, 40 * S, 2),
+            c("a", 33 * S + 1, 43 * S + 1, 1)
+        ]
+    );
+    assert_eq!(
+        w.open(),
+        [
+            c("a", 10 * S, 20 * S, 1),
+            c("a", 15 * S, 25 * S, 2),
+            c("a", 20 * S + 1, 30 * S + 1, 1),
+            c("a", 23 * S, 33 * S, 2),
+            c("a", 25 * S + 1, 35 * S + 1, 1),
+            c("a", 30 * S, 40 * S, 2),
+            c("a", 33 * S + 1, 43 * S + 1, 1),
+        ]
+    );
+    assert_eq!(w.dropped, 0);
+}
+
+#[test]
+fn sliding_early_records_share_the_window_from_zero() {
+    let mut w = Windows::new(Spec::Sliding { difference: 10 * S }, 100 * S);
+    assert_eq!(w.record("a", 3 * S), [c("a", 0, 10 * S, 1)]);
+    // 7 s is early too: [0, 10 s] again, and 3 s's right window [3.001 s, 13.001 s].
+    assert_eq!(w.record("a", 7 * S), [c("a", 0, 10 * S, 2), c("a", 3 * S + 1, 13 * S + 1, 1)]);
+}
+
+#[test]
+fn sliding_windows_close_and_late_records_drop() {
+    let mut w = Windows::new(Spec::Sliding { difference: 10 * S }, 0);
+    w.record("a", 20 * S);
+    // Inclusive end: [10 s, 20 s] is not final at stream time 20 s…
+    assert_eq!(w.take_final(), []);
+    w.record("a", 40 * S);
+    // …and is at 40 s.
+    assert_eq!(w.take_final(), [c("a", 10 * S, 20 * S, 1)]);
+    // 25 s: 25 + 1 + 10 ≤ 40, even its right window has closed: dropped.
+    assert_eq!(w.record("a", 25 * S), []);
+    assert_eq!(w.dropped, 1);
+    // 32 s: its left window [22 s, 32 s] has closed (a drop for that window),
+    // but 40 s's left window and its own right window [32.001 s, 42.001 s] take it.
+    assert_eq!(w.record("a", 32 * S), [c("a", 30 * S, 40 * S, 2), c("a", 32 * S + 1, 42 * S + 1, 1)]);
+    assert_eq!(w.dropped, 2);
 }
 
 /// The out-of-order case again, end to end: records with those timestamps on

@@ -29,14 +29,16 @@ pub enum Emit {
 Examples:
   chinook aggregate --window tumbling:1m                      # events per type per minute
   chinook aggregate --window hopping:1m/10s --by country
+  chinook aggregate --window sliding:5m --by customer             # each customer's events within 5 minutes
   chinook aggregate --window session:30s --by customer --grace 10s --emit final
 
 Counts by event time (the record timestamp), with Kafka Streams' rules: windows are epoch-aligned,
 stream time is the largest timestamp seen, a record is dropped for a window that ended at or before
-stream time − grace (and counted as dropped), sessions merge what falls within the gap. Partitions are
+stream time − grace (and counted as dropped), sliding windows are [t − d, t] around the records (ends
+inclusive), sessions merge what falls within the gap. Partitions are
 read as one Kafka Streams task reads them: the record with the smallest timestamp first.")]
 pub struct AggregateArgs {
-    /// tumbling:SIZE, hopping:SIZE/ADVANCE or session:GAP (e.g. tumbling:1m).
+    /// tumbling:SIZE, hopping:SIZE/ADVANCE, sliding:DIFFERENCE or session:GAP (e.g. tumbling:1m).
     #[arg(long, value_name = "SPEC")]
     pub window: Spec,
     /// How late a record may be and still count.
