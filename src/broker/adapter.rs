@@ -30,8 +30,14 @@
 //! - **Fetch** read-committed: tansu always lists no aborted transactions,
 //!   so consumers deliver aborted records. The door fills the list in from
 //!   the transaction ledger.
+//!
+//! It also counts the produce batches the broker refused as INVALID_RECORD
+//! (values that fail schema validation), for `broker status` and `monitor`.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use futures::future::BoxFuture;
 use tansu_sans_io::{
@@ -52,6 +58,7 @@ const END_TXN: i16 = 26;
 /// The EndTxn versions we answer (v4 only adds an error we never send).
 const END_TXN_VERSIONS: (i16, i16) = (0, 3);
 const MEMBER_ID_REQUIRED: i16 = 79;
+const INVALID_RECORD: i16 = 87;
 /// Kafka's default offset retention (`offsets.retention.minutes`, 7 days).
 const OFFSET_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
@@ -83,6 +90,8 @@ pub trait Transactions: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Adapter {
     transactions: Arc<dyn Transactions>,
+    /// Produce batches answered INVALID_RECORD since start.
+    rejected: Arc<AtomicU64>,
 }
 
 /// A request's api key, version and correlation id.
@@ -103,7 +112,29 @@ impl Head {
 
 impl Adapter {
     pub fn new(transactions: Arc<dyn Transactions>) -> Self {
-        Self { transactions }
+        Self { transactions, rejected: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// Produce batches the broker refused as INVALID_RECORD since start.
+    pub fn rejected_batches(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Counts the partitions of a Produce answer that were refused as invalid.
+    fn count_rejected(&self, response: &[u8], head: Head) {
+        let Ok(Frame { body: Body::ProduceResponse(answer), .. }) =
+            Frame::response_from_bytes(response, PRODUCE, head.version)
+        else {
+            return;
+        };
+        let refused = answer
+            .responses
+            .iter()
+            .flatten()
+            .flat_map(|t| t.partition_responses.iter().flatten())
+            .filter(|p| p.error_code == INVALID_RECORD)
+            .count();
+        self.rejected.fetch_add(refused as u64, Ordering::Relaxed);
     }
 
     /// Serves one client `request` (a whole frame) through the broker
@@ -140,6 +171,10 @@ impl Adapter {
                 None => response,
             },
             FETCH if self.transactions.any_aborted() => self.fetch(&request, &response, head).await.unwrap_or(response),
+            PRODUCE => {
+                self.count_rejected(&response, head);
+                response
+            }
             _ => response,
         }))
     }

@@ -75,6 +75,10 @@ pub struct DoorState {
     pub latency_ms: u64,
     /// Connections accepted since start.
     pub connections: u64,
+    /// Produce batches the broker refused as INVALID_RECORD since start
+    /// (counted in front of the embedded engine only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_batches: Option<u64>,
 }
 
 impl FrontDoor {
@@ -180,6 +184,7 @@ impl FrontDoor {
             outage_left_ms: left,
             latency_ms: self.shared.latency_ms.load(Ordering::Relaxed),
             connections: self.shared.connections.load(Ordering::Relaxed),
+            rejected_batches: self.shared.adapter.as_ref().map(Adapter::rejected_batches),
         }
     }
 }

@@ -235,6 +235,9 @@ fn human_status(s: &Status) -> String {
         let state = if d.outage_left_ms > 0 { format!("DOWN for {} more ms", d.outage_left_ms) } else { "up".into() };
         let latency = if d.latency_ms > 0 { format!("{} ms latency", d.latency_ms) } else { "no added latency".into() };
         out += &format!("  front door   {state}, {latency}, {} connections so far\n", d.connections);
+        if let Some(rejected) = d.rejected_batches {
+            out += &format!("  rejected     {rejected} produce batch(es) refused as INVALID_RECORD\n");
+        }
     }
     if s.topics.is_empty() {
         out += "  topics       none yet: `chinook topics create` makes the lab's";

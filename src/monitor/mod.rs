@@ -2,10 +2,16 @@
 //! — every partition's earliest and latest offset, every group's committed
 //! offset and lag — as a snapshot for people, as JSON, and in Prometheus'
 //! text format under the names Kafka users already graph
-//! (kafka-lag-exporter's), served over HTTP ([`serve`]).
+//! (kafka-lag-exporter's), served over HTTP ([`serve`]). A [`History`] of
+//! snapshots gives rates and Burrow-style statuses ([`status`]).
 
+mod history;
 mod http;
+pub mod status;
 
+use std::net::SocketAddr;
+
+pub use history::{History, View, is_dead_letters};
 pub use http::{bind, serve};
 use serde::Serialize;
 
@@ -20,16 +26,28 @@ use crate::kafka::{
 pub struct Snapshot {
     pub topics: Vec<TopicInfo>,
     pub groups: Vec<GroupDescription>,
+    /// Produce batches refused as INVALID_RECORD since the broker started
+    /// (known for a broker chinook started, from its control endpoint).
+    pub rejected_batches: Option<u64>,
 }
 
-/// Reads every topic's offsets and every group's commits and lag.
-pub async fn snapshot(conn: &Connection) -> Result<Snapshot, KafkaError> {
+/// Reads every topic's offsets and every group's commits and lag; and, when
+/// `control` is the control endpoint of a broker chinook started, how many
+/// batches it refused.
+pub async fn snapshot(conn: &Connection, control: Option<SocketAddr>) -> Result<Snapshot, KafkaError> {
     let topics = admin::list_topics(conn).await?;
     let mut described = Vec::new();
     for g in groups::list(conn).await? {
         described.push(groups::describe(conn, &g.group).await?);
     }
-    Ok(Snapshot { topics, groups: described })
+    let rejected_batches = match control {
+        Some(addr) => match crate::broker::control::request(addr, &crate::broker::control::Request::Status).await {
+            Ok(crate::broker::control::Reply::Status { door, .. }) => door.rejected_batches,
+            _ => None,
+        },
+        None => None,
+    };
+    Ok(Snapshot { topics, groups: described, rejected_batches })
 }
 
 /// A label value in the text format: backslash, double quote and newline escaped.
@@ -37,9 +55,10 @@ fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// The snapshot in Prometheus' text exposition format (version 0.0.4).
+/// The view in Prometheus' text exposition format (version 0.0.4).
 /// `scrapes` counts the scrapes served so far, this one included.
-pub fn prometheus(s: &Snapshot, scrapes: u64) -> String {
+pub fn prometheus(v: &View, scrapes: u64) -> String {
+    let s = &v.now;
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, i64)>| {
         out += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
@@ -87,6 +106,26 @@ pub fn prometheus(s: &Snapshot, scrapes: u64) -> String {
         })
         .collect();
     family("kafka_consumergroup_group_lag", "gauge", "Records of a partition the group has not committed.", lag);
+    let offsets = s
+        .groups
+        .iter()
+        .flat_map(|g| {
+            g.partitions.iter().filter_map(move |p| {
+                p.committed.map(|c| {
+                    (
+                        format!(
+                            "{{group=\"{}\",topic=\"{}\",partition=\"{}\"}}",
+                            label(&g.group),
+                            label(&p.topic),
+                            p.partition
+                        ),
+                        c,
+                    )
+                })
+            })
+        })
+        .collect();
+    family("kafka_consumergroup_group_offset", "gauge", "The offset the group committed on a partition.", offsets);
     let per_group = |f: fn(&GroupDescription) -> i64| -> Vec<(String, i64)> {
         s.groups.iter().map(|g| (format!("{{group=\"{}\"}}", label(&g.group)), f(g))).collect()
     };
@@ -102,6 +141,50 @@ pub fn prometheus(s: &Snapshot, scrapes: u64) -> String {
         "The group's lag summed over its partitions.",
         per_group(|g| g.total_lag),
     );
+    let states = |labels: &dyn Fn(&str) -> String, now: status::Status| -> Vec<(String, i64)> {
+        status::Status::ALL.iter().map(|st| (labels(st.name()), i64::from(*st == now))).collect()
+    };
+    family(
+        "chinook_consumergroup_status",
+        "gauge",
+        "1 for the group's Burrow-style status (OK, WARN, ERR), 0 for the others.",
+        v.consumers
+            .iter()
+            .flat_map(|g| {
+                let labels = |st: &str| format!("{{group=\"{}\",status=\"{st}\"}}", label(&g.group));
+                states(&labels, g.status)
+            })
+            .collect(),
+    );
+    family(
+        "chinook_consumergroup_partition_status",
+        "gauge",
+        "1 for the partition's Burrow-style status (OK, WARN, STALL, STOP, REWIND), 0 for the others.",
+        v.consumers
+            .iter()
+            .flat_map(|g| {
+                g.partitions.iter().flat_map(move |p| {
+                    let labels = |st: &str| {
+                        format!(
+                            "{{group=\"{}\",topic=\"{}\",partition=\"{}\",status=\"{st}\"}}",
+                            label(&g.group),
+                            label(&p.topic),
+                            p.partition
+                        )
+                    };
+                    states(&labels, p.status)
+                })
+            })
+            .collect(),
+    );
+    if let Some(rejected) = v.rejected_batches {
+        family(
+            "chinook_broker_rejected_batches_total",
+            "counter",
+            "Produce batches the broker refused as INVALID_RECORD since it started.",
+            vec![(String::new(), rejected as i64)],
+        );
+    }
     family(
         "chinook_monitor_scrapes_total",
         "counter",
@@ -138,13 +221,42 @@ mod tests {
                 }],
                 total_lag: 3,
             }],
+            rejected_batches: Some(4),
         };
-        let text = prometheus(&s, 1);
+        let text = prometheus(&History::new(10).push(s), 1);
         assert!(text.contains("# TYPE kafka_consumergroup_group_lag gauge\n"));
         assert!(text.contains(
             "kafka_consumergroup_group_lag{group=\"bill\\\"ing\",topic=\"customer_events\",partition=\"0\"} 3\n"
         ));
         assert!(text.contains("kafka_partition_earliest_offset{topic=\"customer_events\",partition=\"0\"} 2\n"));
         assert!(text.contains("chinook_monitor_scrapes_total 1\n"));
+        assert!(text.contains(
+            "kafka_consumergroup_group_offset{group=\"bill\\\"ing\",topic=\"customer_events\",partition=\"0\"} 7\n"
+        ));
+        assert!(text.contains("chinook_consumergroup_status{group=\"bill\\\"ing\",status=\"OK\"} 1\n"));
+        assert!(text.contains("chinook_consumergroup_status{group=\"bill\\\"ing\",status=\"ERR\"} 0\n"));
+        assert!(text.contains("chinook_broker_rejected_batches_total 4\n"));
+
+        // Every metric the Grafana dashboard in docs/ queries is one chinook serves.
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/grafana/chinook-lag.json")).expect("the dashboard is JSON");
+        let exprs: Vec<&str> = dashboard["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+            .filter_map(|t| t["expr"].as_str())
+            .collect();
+        assert!(exprs.len() >= 10, "{exprs:?}");
+        for name in exprs
+            .iter()
+            .flat_map(|e| e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+            .filter(|w| w.starts_with("kafka_") || w.starts_with("chinook_"))
+        {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "the dashboard queries {name}, which chinook does not serve"
+            );
+        }
     }
 }

@@ -104,6 +104,14 @@ impl Ui {
 }
 
 /// A table in the house style.
+/// `values` as a one-line chart of block characters, scaled from zero to
+/// their largest (all zero: the lowest block).
+pub fn sparkline(values: &[i64]) -> String {
+    const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let top = values.iter().copied().max().unwrap_or(0).max(1) as f64;
+    values.iter().map(|&v| BLOCKS[((v.max(0) as f64 / top) * 7.0).round() as usize]).collect()
+}
+
 pub fn table<I: IntoIterator<Item = S>, S: Into<comfy_table::Cell>>(header: I) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(header);
