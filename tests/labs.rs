@@ -255,6 +255,52 @@ fn lab2_an_orchestrator_that_restarts_redelivered_sagas_fails_only_exactly_once(
     assert_fails(&v, "exactly-once", "happened twice");
 }
 
+/// Verifies lab 4 against the Python aggregator and consumer with the given
+/// bugs (empty: correct) on a fresh broker with the lab's topics.
+fn verify_lab4(aggregator_bug: &str, consumer_bug: &str) -> (Workdir, Value) {
+    let s = Workdir::new();
+    s.start(&[]);
+    s.ok(&["topics", "create"]);
+    let (aggregator, consumer) = (student("aggregator", aggregator_bug), student("consumer", consumer_bug));
+    let (_, v) = verify_lab(&s, "4", &["--aggregator", &aggregator, "--consumer", &consumer]);
+    assert_eq!(v["programs"], "student");
+    (s, v)
+}
+
+#[test]
+fn lab4_correct_student_programs_pass_every_condition() {
+    let (s, v) = verify_lab4("", "");
+    assert_eq!(not_passed(&v), Vec::<String>::new(), "{v:#}");
+    assert!(condition(&v, "windows")["observed"].as_str().unwrap().contains("9 of 9 right"), "{v:#}");
+    let listed = String::from_utf8(s.ok(&["lab", "list"]).stdout).unwrap();
+    assert!(listed.lines().any(|l| l.contains("Stream processing") && l.contains("done")), "{listed}");
+}
+
+/// An aggregator that ignores the grace period loses the records that were
+/// late but within it; a consumer whose error counter never moves fails the
+/// metrics condition. Each fails its own condition only.
+#[test]
+fn lab4_an_aggregator_without_grace_and_a_consumer_without_an_error_metric_fail_their_conditions() {
+    let (_s, v) = verify_lab4("no-grace", "no-error-metric");
+    assert_eq!(not_passed(&v), ["windows", "metrics"], "{v:#}");
+    assert_fails(
+        &v,
+        "windows",
+        "CUSTOMER_EVENT_TYPE_CONTACT_UPDATED [2026-01-01T00:00:00.000Z, 2026-01-01T00:00:10.000Z) missing",
+    );
+    assert_fails(&v, "metrics", "*processing_errors_total 0 → 0 → 0");
+}
+
+/// An aggregator that publishes every change as final, and a consumer that
+/// never commits (its lag never drains; its metrics still move).
+#[test]
+fn lab4_an_aggregator_that_emits_early_and_a_consumer_that_never_commits_fail_their_conditions() {
+    let (_s, v) = verify_lab4("emit-early", "never-commit");
+    assert_eq!(not_passed(&v), ["windows", "lag"], "{v:#}");
+    assert_fails(&v, "windows", "published more than once");
+    assert_fails(&v, "lag", "nothing committed");
+}
+
 #[test]
 fn journal_entries_are_appended_with_lab_and_step() {
     let s = Workdir::new();

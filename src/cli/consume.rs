@@ -1,7 +1,13 @@
 //! `chinook consume`: the lab's consumer — a group member that decodes, routes,
 //! commits after processing and dead-letters what it cannot process.
 
-use std::io::Write;
+use std::{
+    io::Write,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
 
 use clap::Args;
 
@@ -24,6 +30,7 @@ Examples:
   chinook consume --offset @-10m                    # everything from the last ten minutes
   chinook consume --format jsonl --until-end > events.jsonl
   chinook consume --handler-fail key=3 --attempts 3 # customer 3's events fail and go to the DLQ
+  chinook consume --metrics 127.0.0.1:9465 --follow # Prometheus metrics while it consumes
 
 On a terminal it follows new records until Ctrl-C; otherwise it stops at the end (--until-end).
 Offsets are committed only after a record is processed; Ctrl-C or SIGTERM finishes the record in
@@ -70,6 +77,11 @@ pub struct ConsumeArgs {
     /// Make the handler take this long per record (a slow consumer, e.g. 50ms).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub handler_delay: std::time::Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics while consuming:
+    /// chinook_consumer_records_processed_total, chinook_consumer_processing_errors_total and
+    /// chinook_consumer_lag{topic,partition} (the group's).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub conn: ConnectionArgs,
 }
@@ -101,10 +113,19 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         dedupe: args.dedupe.then(|| std::path::PathBuf::from(".chinook").join("dedupe")),
     };
     let decoders = Decoders::lab(args.type_name.as_deref())?;
+    let counters = Counters::default();
+    let served = match args.metrics {
+        Some(addr) => Some(serve_metrics(addr, &conn, &args.group, &counters, &ui).await?),
+        None => None,
+    };
     // One write per record (its JSON or text line at once), flushed before its offset is stored.
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let summary = consumer::consume(&conn, &options, &decoders, |event| match event {
         Event::Record(r, outcome) => {
+            counters.processed.fetch_add(1, Ordering::Relaxed);
+            if matches!(outcome, RecordOutcome::DeadLettered { .. }) {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
             let written = match ui.format {
                 Format::Human => writeln!(out, "{}", human_line(&r.json, outcome)),
                 Format::Json | Format::Jsonl => {
@@ -145,6 +166,9 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
     .await;
     let _ = out.flush();
     drop(out);
+    if let Some(served) = served {
+        served.store(true, Ordering::Relaxed);
+    }
     let summary = summary?;
     if ui.format == Format::Human && !ui.quiet {
         let mut t = ui::table(["route", "records"]);
@@ -165,6 +189,42 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         eprintln!("{}", serde_json::to_string(&summary).expect("summaries serialize"));
     }
     Ok(exit::OK)
+}
+
+/// What `--metrics` counts.
+#[derive(Clone, Default)]
+struct Counters {
+    processed: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+}
+
+/// Serves `counters` and the group's lag at `addr` until the returned flag is set.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    conn: &crate::kafka::Connection,
+    group: &str,
+    counters: &Counters,
+    ui: &Ui,
+) -> Result<Arc<AtomicBool>, super::Failure> {
+    let listener = crate::monitor::bind(addr).await?;
+    if !addr.ip().is_loopback() {
+        ui.note(format!("⚠ serving metrics beyond this machine ({addr})"));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (conn, group, counters) = (conn.clone(), group.to_string(), counters.clone());
+    tokio::spawn(crate::monitor::serve_text(listener, stop.clone(), move || {
+        let (conn, group, counters) = (conn.clone(), group.clone(), counters.clone());
+        async move {
+            // The group's lag as the broker has it (nothing before its first commit).
+            let lag = crate::kafka::groups::describe(&conn, &group).await.map(|d| d.partitions).unwrap_or_default();
+            Ok(crate::monitor::consumer(
+                counters.processed.load(Ordering::Relaxed),
+                counters.errors.load(Ordering::Relaxed),
+                &lag,
+            ))
+        }
+    }));
+    Ok(stop)
 }
 
 fn human_line(r: &crate::kafka::records::RecordJson, outcome: &RecordOutcome) -> String {

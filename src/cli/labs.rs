@@ -58,7 +58,7 @@ pub struct ProgramFlags {
     /// The command that runs your producer (labs 1).
     #[arg(long)]
     pub producer: Option<String>,
-    /// The command that runs your consumer (lab 1).
+    /// The command that runs your consumer (labs 1 and 4).
     #[arg(long)]
     pub consumer: Option<String>,
     /// The command that runs your projector (lab 2).
@@ -67,15 +67,19 @@ pub struct ProgramFlags {
     /// The command that runs your saga orchestrator (lab 2).
     #[arg(long)]
     pub orchestrator: Option<String>,
+    /// The command that runs your windowed aggregator (lab 4).
+    #[arg(long)]
+    pub aggregator: Option<String>,
 }
 
 impl ProgramFlags {
-    fn by_role(&self) -> [(Role, Option<String>); 4] {
+    fn by_role(&self) -> [(Role, Option<String>); 5] {
         [
             (Role::Producer, self.producer.clone()),
             (Role::Consumer, self.consumer.clone()),
             (Role::Projector, self.projector.clone()),
             (Role::Orchestrator, self.orchestrator.clone()),
+            (Role::Aggregator, self.aggregator.clone()),
         ]
     }
 }
@@ -101,7 +105,7 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub programs: ProgramFlags,
     /// Judge chinook's own commands (the lab's model solution) instead of your programs.
-    #[arg(long, conflicts_with_all = ["producer", "consumer", "projector", "orchestrator"])]
+    #[arg(long, conflicts_with_all = ["producer", "consumer", "projector", "orchestrator", "aggregator"])]
     pub reference: bool,
     #[command(flatten)]
     pub conn: ConnectionArgs,

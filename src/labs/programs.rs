@@ -23,10 +23,11 @@ pub enum Role {
     Consumer,
     Projector,
     Orchestrator,
+    Aggregator,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Producer, Role::Consumer, Role::Projector, Role::Orchestrator];
+    pub const ALL: [Role; 5] = [Role::Producer, Role::Consumer, Role::Projector, Role::Orchestrator, Role::Aggregator];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -34,6 +35,7 @@ impl Role {
             Role::Consumer => "consumer",
             Role::Projector => "projector",
             Role::Orchestrator => "orchestrator",
+            Role::Aggregator => "aggregator",
         }
     }
 }
@@ -50,12 +52,12 @@ pub enum Source {
 
 /// The environment variables of the contract: name, what it holds, and the
 /// roles it is set for (empty: every role).
-pub const CONTRACT_VARIABLES: [(&str, &str, &[Role]); 10] = [
+pub const CONTRACT_VARIABLES: [(&str, &str, &[Role]); 14] = [
     ("CHINOOK_BROKERS", "bootstrap address of the broker to use (host:port)", &[]),
     (
         "CHINOOK_TOPIC",
-        "the topic to publish to (producer) or read (consumer, projector)",
-        &[Role::Producer, Role::Consumer, Role::Projector],
+        "the topic to publish to (producer) or read (consumer, projector, aggregator)",
+        &[Role::Producer, Role::Consumer, Role::Projector, Role::Aggregator],
     ),
     ("CHINOOK_GROUP", "the consumer group to join", &[Role::Consumer, Role::Orchestrator]),
     ("CHINOOK_COUNT", "how many events to publish", &[Role::Producer]),
@@ -69,6 +71,14 @@ pub const CONTRACT_VARIABLES: [(&str, &str, &[Role]); 10] = [
         "when set, the saga step that must fail: create-customer, welcome-email or billing-setup",
         &[Role::Orchestrator],
     ),
+    (
+        "CHINOOK_METRICS_ADDR",
+        "when set, host:port to serve Prometheus metrics on, at /metrics (lab 4)",
+        &[Role::Consumer],
+    ),
+    ("CHINOOK_OUTPUT_TOPIC", "where to publish each closed window's events.v1.WindowResult", &[Role::Aggregator]),
+    ("CHINOOK_WINDOW_MS", "the size of the tumbling windows, in milliseconds", &[Role::Aggregator]),
+    ("CHINOOK_GRACE_MS", "how late a record may be and still count, in milliseconds", &[Role::Aggregator]),
 ];
 
 /// The contract's variables for programs playing `roles`.

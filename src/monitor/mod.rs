@@ -8,12 +8,14 @@
 mod history;
 mod http;
 pub mod status;
+pub mod text;
 
 use std::net::SocketAddr;
 
 pub use history::{History, View, is_dead_letters};
-pub use http::{bind, serve};
+pub use http::{bind, scrape, serve, serve_text};
 use serde::Serialize;
+use text::{family, label};
 
 use crate::kafka::{
     Connection, KafkaError, admin,
@@ -50,21 +52,13 @@ pub async fn snapshot(conn: &Connection, control: Option<SocketAddr>) -> Result<
     Ok(Snapshot { topics, groups: described, rejected_batches })
 }
 
-/// A label value in the text format: backslash, double quote and newline escaped.
-fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
 /// The view in Prometheus' text exposition format (version 0.0.4).
 /// `scrapes` counts the scrapes served so far, this one included.
 pub fn prometheus(v: &View, scrapes: u64) -> String {
     let s = &v.now;
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, i64)>| {
-        out += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
-        for (labels, value) in samples {
-            out += &format!("{name}{labels} {value}\n");
-        }
+    let mut add = |name: &str, kind: &str, help: &str, samples: Vec<(String, i64)>| {
+        family(&mut out, name, kind, help, samples);
     };
     let partitions = |f: fn(&admin::PartitionInfo) -> i64| -> Vec<(String, i64)> {
         s.topics
@@ -76,13 +70,13 @@ pub fn prometheus(v: &View, scrapes: u64) -> String {
             })
             .collect()
     };
-    family(
+    add(
         "kafka_partition_latest_offset",
         "gauge",
         "Latest offset (high watermark) of a partition.",
         partitions(|p| p.high),
     );
-    family(
+    add(
         "kafka_partition_earliest_offset",
         "gauge",
         "Earliest offset (log start) of a partition.",
@@ -105,7 +99,7 @@ pub fn prometheus(v: &View, scrapes: u64) -> String {
             })
         })
         .collect();
-    family("kafka_consumergroup_group_lag", "gauge", "Records of a partition the group has not committed.", lag);
+    add("kafka_consumergroup_group_lag", "gauge", "Records of a partition the group has not committed.", lag);
     let offsets = s
         .groups
         .iter()
@@ -125,17 +119,17 @@ pub fn prometheus(v: &View, scrapes: u64) -> String {
             })
         })
         .collect();
-    family("kafka_consumergroup_group_offset", "gauge", "The offset the group committed on a partition.", offsets);
+    add("kafka_consumergroup_group_offset", "gauge", "The offset the group committed on a partition.", offsets);
     let per_group = |f: fn(&GroupDescription) -> i64| -> Vec<(String, i64)> {
         s.groups.iter().map(|g| (format!("{{group=\"{}\"}}", label(&g.group)), f(g))).collect()
     };
-    family(
+    add(
         "kafka_consumergroup_group_max_lag",
         "gauge",
         "The largest partition lag of the group.",
         per_group(|g| g.partitions.iter().map(|p| p.lag).max().unwrap_or(0)),
     );
-    family(
+    add(
         "kafka_consumergroup_group_sum_lag",
         "gauge",
         "The group's lag summed over its partitions.",
@@ -144,7 +138,7 @@ pub fn prometheus(v: &View, scrapes: u64) -> String {
     let states = |labels: &dyn Fn(&str) -> String, now: status::Status| -> Vec<(String, i64)> {
         status::Status::ALL.iter().map(|st| (labels(st.name()), i64::from(*st == now))).collect()
     };
-    family(
+    add(
         "chinook_consumergroup_status",
         "gauge",
         "1 for the group's Burrow-style status (OK, WARN, ERR), 0 for the others.",
@@ -156,7 +150,7 @@ pub fn prometheus(v: &View, scrapes: u64) -> String {
             })
             .collect(),
     );
-    family(
+    add(
         "chinook_consumergroup_partition_status",
         "gauge",
         "1 for the partition's Burrow-style status (OK, WARN, STALL, STOP, REWIND), 0 for the others.",
@@ -178,18 +172,46 @@ pub fn prometheus(v: &View, scrapes: u64) -> String {
             .collect(),
     );
     if let Some(rejected) = v.rejected_batches {
-        family(
+        add(
             "chinook_broker_rejected_batches_total",
             "counter",
             "Produce batches the broker refused as INVALID_RECORD since it started.",
             vec![(String::new(), rejected as i64)],
         );
     }
-    family(
+    add(
         "chinook_monitor_scrapes_total",
         "counter",
         "Scrapes served by this chinook monitor.",
         vec![(String::new(), scrapes as i64)],
+    );
+    out
+}
+
+/// What `consume --metrics` serves: records finished with and records that
+/// failed (counters), and the group's lag per partition.
+pub fn consumer(processed: u64, errors: u64, lag: &[crate::kafka::groups::PartitionLag]) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "chinook_consumer_records_processed_total",
+        "counter",
+        "Records this consumer finished with: handled, skipped or dead-lettered.",
+        [(String::new(), processed as i64)],
+    );
+    family(
+        &mut out,
+        "chinook_consumer_processing_errors_total",
+        "counter",
+        "Records this consumer could not process (dead-lettered, or undecodable).",
+        [(String::new(), errors as i64)],
+    );
+    family(
+        &mut out,
+        "chinook_consumer_lag",
+        "gauge",
+        "Records of a partition the group has not committed yet.",
+        lag.iter().map(|p| (format!("{{topic=\"{}\",partition=\"{}\"}}", label(&p.topic), p.partition), p.lag)),
     );
     out
 }

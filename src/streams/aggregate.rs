@@ -25,7 +25,8 @@ pub enum By {
     Country,
 }
 
-fn key(by: By, e: &CustomerEvent) -> String {
+/// The key `e` is counted under.
+pub fn key(by: By, e: &CustomerEvent) -> String {
     match by {
         By::EventType => crate::events::route(e).ok().flatten().map_or("unknown".into(), |t| t.as_str_name().into()),
         By::Customer => e.aggregate_id.clone(),

@@ -16,7 +16,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROTO_DIR = os.path.join(REPO, "proto")
-SCHEMAS = ["events/v1/customer_events.proto", "events/v1/saga.proto"]
+SCHEMAS = ["events/v1/customer_events.proto", "events/v1/saga.proto", "events/v1/window_result.proto"]
 
 
 def _load_pool():
@@ -55,6 +55,7 @@ Customer = message_class("customer.v1.Customer")
 CustomerCommand = message_class("events.v1.CustomerCommand")
 SagaMessage = message_class("events.v1.SagaMessage")
 SAGA_STEP = POOL.FindEnumTypeByName("events.v1.SagaStep")
+WindowResult = message_class("events.v1.WindowResult")
 
 EVENT_TYPE = POOL.FindEnumTypeByName("events.v1.CustomerEventType")
 CREATED = EVENT_TYPE.values_by_name["CUSTOMER_EVENT_TYPE_CREATED"].number
@@ -91,9 +92,10 @@ BUG = os.environ.get("STUDENT_BUG", "").strip()
 
 
 def check_bug(known):
-    """Refuses a STUDENT_BUG this program does not know, so a typo is not a silent pass."""
+    """Refuses a STUDENT_BUG this program does not know (exit 2), so a typo is not a silent pass."""
     if BUG and BUG not in known:
-        sys.exit(f"student: unknown STUDENT_BUG {BUG!r} (this program knows: {', '.join(known)})")
+        err(f"student: unknown STUDENT_BUG {BUG!r} (this program knows: {', '.join(known)})")
+        sys.exit(2)
 
 
 def log(*parts):

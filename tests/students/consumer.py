@@ -5,13 +5,20 @@ handlers, skips (and commits) unknown or unspecified types, retries a failing
 handler 3 times and then parks the record on CHINOOK_DLQ_TOPIC (waiting for the
 ack before committing past it), commits only what it has processed, and on
 SIGTERM/SIGINT commits, leaves the group and exits 0.
+With CHINOOK_METRICS_ADDR ("host:port") set, it serves Prometheus metrics there
+(prometheus_client, a registry of its own): student_records_processed_total (every
+record finished with: handled, skipped or dead-lettered), student_processing_errors_total
+(every record that could not be processed: dead-lettered, or given up on under no-dlq)
+and student_consumer_lag{partition} (high watermark - offset - 1 after each record).
 STUDENT_BUG switches on one deliberate mistake:
   never-commit      processes everything, commits nothing
   crash-on-unknown  an unknown or unspecified event type raises (exit non-zero)
   no-dlq            a poison (or undecodable) record is logged and committed: nothing
                     is ever written to the dead-letter topic
+  no-error-metric   student_processing_errors_total exists but never goes up
 """
 
+import os
 import signal
 import sys
 import time
@@ -21,7 +28,7 @@ from google.protobuf.message import DecodeError
 
 import common
 
-BUGS = ("never-commit", "crash-on-unknown", "no-dlq")
+BUGS = ("never-commit", "crash-on-unknown", "no-dlq", "no-error-metric")
 ATTEMPTS = 3
 
 stopping = None  # the name of the signal that asked us to stop
@@ -31,6 +38,70 @@ def request_stop(signum, _frame):
     # Only set the flag: the poll loop notices within its 0.2 s timeout.
     global stopping
     stopping = signal.Signals(signum).name
+
+
+class Metrics:
+    """The Prometheus metrics, served on CHINOOK_METRICS_ADDR; without it, a no-op."""
+
+    OFFSET_INVALID = -1001  # what a cached watermark reads while librdkafka does not know it
+
+    def __init__(self, consumer):
+        self.consumer = consumer
+        self.server = None
+        addr = os.environ.get("CHINOOK_METRICS_ADDR", "").strip()
+        if not addr:
+            return
+        from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+        host, sep, port = addr.rpartition(":")
+        if not sep or not port.isdigit():
+            sys.exit(f"student: CHINOOK_METRICS_ADDR must be host:port, not {addr!r}")
+        host = host.strip("[]") or "0.0.0.0"
+        self.registry = CollectorRegistry()
+        self.processed = Counter(
+            "student_records_processed",
+            "Records the consumer finished with: handled, skipped or dead-lettered.",
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "student_processing_errors",
+            "Records that could not be processed: dead-lettered, or undecodable/poison.",
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "student_consumer_lag",
+            "High watermark minus the next offset to read, per partition, after each record.",
+            ["partition"],
+            registry=self.registry,
+        )
+        self.server, _thread = start_http_server(int(port), addr=host, registry=self.registry)
+        common.log(f"student consumer: metrics on http://{addr}/metrics")
+
+    def failed(self):
+        if self.server is not None and common.BUG != "no-error-metric":
+            self.errors.inc()
+
+    def finished(self, msg):
+        if self.server is None:
+            return
+        self.processed.inc()
+        tp = TopicPartition(msg.topic(), msg.partition())
+        try:
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if high == self.OFFSET_INVALID:
+                _low, high = self.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+        except KafkaException as e:
+            common.err(f"student consumer: no high watermark for {where(msg)}: {e.args[0]}")
+            return
+        if high is None or high < 0:
+            return
+        self.lag.labels(partition=str(msg.partition())).set(max(0, high - (msg.offset() + 1)))
+
+    def close(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
 
 
 class PoisonEvent(Exception):
@@ -88,6 +159,7 @@ class Student:
                 "delivery.timeout.ms": 30000,
             }
         )
+        self.metrics = Metrics(self.consumer)
 
     # --- commits
 
@@ -168,10 +240,12 @@ class Student:
             reason = f"undecodable value: not a events.v1.CustomerEvent ({e})"
             if common.BUG == "no-dlq":
                 self.stats["skipped"] += 1
+                self.metrics.failed()
                 common.log(f"{where(msg)} cannot decode, moving on: {reason}")
                 return
             self.dead_letter(msg, reason)
             self.stats["dead-lettered"] += 1
+            self.metrics.failed()
             common.log(f"{where(msg)} dead-lettered: {reason}")
             return
 
@@ -197,11 +271,13 @@ class Student:
 
         if common.BUG == "no-dlq":
             self.stats["skipped"] += 1
+            self.metrics.failed()
             common.log(f"{where(msg)} gave up after {ATTEMPTS} attempts, moving on: {problem}")
             return
         reason = f"handler failed {ATTEMPTS} times: {problem}"
         self.dead_letter(msg, reason)
         self.stats["dead-lettered"] += 1
+        self.metrics.failed()
         common.log(f"{where(msg)} dead-lettered: {reason}")
 
     def run(self):
@@ -221,6 +297,7 @@ class Student:
                     continue
                 self.process(msg)
                 self.pending[(msg.topic(), msg.partition())] = msg.offset() + 1
+                self.metrics.finished(msg)
             self.commit()
         common.log(f"student consumer: {stopping}, stopping")
 
@@ -231,6 +308,7 @@ class Student:
         finally:
             self.consumer.close()  # leaves the group
             self.dlq.flush(10)
+            self.metrics.close()
         if not committed:
             common.err("student consumer: stopped WITHOUT committing the last processed records")
         common.log(

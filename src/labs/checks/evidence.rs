@@ -21,6 +21,8 @@ pub struct Progress {
     pub lag: Option<i64>,
     /// The most members seen in the group at once.
     pub most_members: usize,
+    /// The largest lag seen while watching.
+    pub peak_lag: i64,
 }
 
 impl Progress {
@@ -45,6 +47,7 @@ async fn progress(conn: &Connection, group: &str, topic: &str, partitions: usize
         partitions,
         lag: (!mine.is_empty()).then(|| mine.iter().map(|p| p.lag).sum()),
         most_members: d.members.len(),
+        peak_lag: 0,
     })
 }
 
@@ -60,11 +63,13 @@ pub async fn watch_group(
     until: impl Fn(&Progress) -> bool,
 ) -> Result<Progress, Failed> {
     let deadline = Instant::now() + limit;
-    let mut most_members = 0;
+    let (mut most_members, mut peak_lag) = (0, 0);
     loop {
         let mut now = progress(conn, group, topic, partitions).await?;
         most_members = most_members.max(now.most_members);
         now.most_members = most_members;
+        peak_lag = peak_lag.max(now.lag.unwrap_or(0));
+        now.peak_lag = peak_lag;
         let all_ended = running.iter_mut().all(|r| r.exited().is_some());
         if until(&now) || all_ended || Instant::now() >= deadline {
             return Ok(now);

@@ -6,9 +6,12 @@
 //! judges what the program left on the broker; one whose program is not
 //! configured is not attempted.
 
+mod aggregator;
 mod consumer_routing;
 mod evidence;
 mod group_parallel;
+mod lag;
+mod metrics;
 mod producer_events;
 mod producer_outage;
 mod projector;
@@ -62,6 +65,15 @@ pub enum CheckSpec {
     SagaIds,
     /// A SIGKILL mid-saga and redelivered commands: nothing happens twice.
     SagaExactlyOnce,
+    /// The student's aggregator counts the sample stream (late and out-of-order
+    /// events included) in tumbling windows of `window_ms` with `grace_ms`:
+    /// the final counts Kafka Streams' rules give, each window once.
+    AggregatorWindows { topic: String, window_ms: u64, grace_ms: u64 },
+    /// The student's consumer drains a burst of `events` events: lag back to 0.
+    LagDrains { topic: String, events: u32 },
+    /// The student's consumer serves metrics: processed and error counters that
+    /// move with what is published, and a lag gauge.
+    MetricsExposed { topic: String },
 }
 
 impl CheckSpec {
@@ -70,7 +82,11 @@ impl CheckSpec {
         match self {
             CheckSpec::BrokerReachable | CheckSpec::TopicsPlanned => None,
             CheckSpec::ProducerEvents { .. } | CheckSpec::ProducerOutage { .. } => Some(Role::Producer),
-            CheckSpec::GroupParallel { .. } | CheckSpec::ConsumerRouting { .. } => Some(Role::Consumer),
+            CheckSpec::GroupParallel { .. }
+            | CheckSpec::ConsumerRouting { .. }
+            | CheckSpec::LagDrains { .. }
+            | CheckSpec::MetricsExposed { .. } => Some(Role::Consumer),
+            CheckSpec::AggregatorWindows { .. } => Some(Role::Aggregator),
             CheckSpec::ProjectorMatchesSource { .. } => Some(Role::Projector),
             CheckSpec::SagaCompletes | CheckSpec::SagaCompensates | CheckSpec::SagaIds | CheckSpec::SagaExactlyOnce => {
                 Some(Role::Orchestrator)
@@ -91,7 +107,10 @@ impl CheckSpec {
             CheckSpec::ProducerEvents { topic, .. }
             | CheckSpec::GroupParallel { topic, .. }
             | CheckSpec::ProducerOutage { topic, .. }
-            | CheckSpec::ConsumerRouting { topic } => Some(topic),
+            | CheckSpec::ConsumerRouting { topic }
+            | CheckSpec::AggregatorWindows { topic, .. }
+            | CheckSpec::LagDrains { topic, .. }
+            | CheckSpec::MetricsExposed { topic } => Some(topic),
         }
     }
 }
@@ -186,6 +205,11 @@ pub async fn run(spec: &CheckSpec, id: &str, env: &Env) -> Judged {
         CheckSpec::SagaCompensates => saga::check(env, id, saga::Kind::Compensates).await,
         CheckSpec::SagaIds => saga::check(env, id, saga::Kind::Ids).await,
         CheckSpec::SagaExactlyOnce => saga::check(env, id, saga::Kind::ExactlyOnce).await,
+        CheckSpec::AggregatorWindows { topic, window_ms, grace_ms } => {
+            aggregator::check(env, id, topic, *window_ms, *grace_ms).await
+        }
+        CheckSpec::LagDrains { topic, events } => lag::check(env, id, topic, *events).await,
+        CheckSpec::MetricsExposed { topic } => metrics::check(env, id, topic).await,
     };
     result.unwrap_or_else(|e| Judged::new(false, "the check to run", format!("it could not: {e}")))
 }
