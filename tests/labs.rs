@@ -16,12 +16,16 @@ fn every_lab_manifest_is_valid() {
     assert!(!labs.is_empty());
     for lab in &labs {
         assert_eq!(chinook::labs::lint::manifest(lab), Vec::<String>::new(), "lab {}", lab.number);
-        assert_eq!(lab.conditions.len(), 5, "Stream Day labs have five victory conditions");
+        assert!(lab.conditions.len() >= 3, "lab {}: a lab has victory conditions to judge", lab.number);
     }
     let lab1 = chinook::labs::find(1).unwrap();
     assert!(lab1.readme.contains("Victory conditions"));
+    assert_eq!(lab1.conditions.len(), 5, "Lab 1 judges the workshop's five victory conditions");
     let plan: Vec<String> = chinook::labs::topic_plan().into_iter().map(|t| t.name).collect();
-    assert_eq!(plan, ["customer_events", "customer_commands", "customer_events.dlq", "customer_saga"]);
+    assert_eq!(
+        plan,
+        ["customer_events", "customer_commands", "customer_events.dlq", "customer_saga", "customer_event_counts"]
+    );
     assert!(lab1.steps.iter().filter(|s| s.journal).count() >= 2, "the deliberate failures offer the journal");
 }
 

@@ -265,7 +265,7 @@ fn init(args: &LabArgs, ui: Ui) -> Outcome {
 /// `chinook lab N contract`.
 fn contract(lab: &Lab, ui: Ui) -> Outcome {
     let configured = Programs::student(&root(), &[])?;
-    let variables = labs::programs::variables(&lab.roles());
+    let variables = labs::programs::variables(lab);
     let json = serde_json::json!({
         "lab": lab.number,
         "variables": variables.iter().map(|(k, v)| serde_json::json!({"name": k, "holds": v})).collect::<Vec<_>>(),

@@ -71,21 +71,22 @@ pub const CONTRACT_VARIABLES: [(&str, &str, &[Role]); 14] = [
         "when set, the saga step that must fail: create-customer, welcome-email or billing-setup",
         &[Role::Orchestrator],
     ),
-    (
-        "CHINOOK_METRICS_ADDR",
-        "when set, host:port to serve Prometheus metrics on, at /metrics (lab 4)",
-        &[Role::Consumer],
-    ),
+    ("CHINOOK_METRICS_ADDR", "when set, host:port to serve Prometheus metrics on, at /metrics", &[Role::Consumer]),
     ("CHINOOK_OUTPUT_TOPIC", "where to publish each closed window's events.v1.WindowResult", &[Role::Aggregator]),
     ("CHINOOK_WINDOW_MS", "the size of the tumbling windows, in milliseconds", &[Role::Aggregator]),
     ("CHINOOK_GRACE_MS", "how late a record may be and still count, in milliseconds", &[Role::Aggregator]),
 ];
 
-/// The contract's variables for programs playing `roles`.
-pub fn variables(roles: &std::collections::BTreeSet<Role>) -> Vec<(&'static str, &'static str)> {
+/// The contract's variables of `lab`: every role's, and those of the roles
+/// it runs that its contract texts name.
+pub fn variables(lab: &super::Lab) -> Vec<(&'static str, &'static str)> {
+    let roles = lab.roles();
     CONTRACT_VARIABLES
         .iter()
-        .filter(|(_, _, for_roles)| for_roles.is_empty() || for_roles.iter().any(|r| roles.contains(r)))
+        .filter(|(name, _, for_roles)| {
+            for_roles.is_empty()
+                || for_roles.iter().any(|r| roles.contains(r) && lab.contract.get(r).is_some_and(|c| c.contains(name)))
+        })
         .map(|(name, holds, _)| (*name, *holds))
         .collect()
 }
