@@ -213,3 +213,104 @@ async fn chinook_aggregate_counts_a_topic_by_event_time() {
     assert_eq!(r.window_start.unwrap().seconds * 1000, base);
     assert_eq!(r.window_end.unwrap().seconds * 1000, base + 10 * S);
 }
+
+/// Publishes customer-created events at `base + s` seconds for each `s`, on partition 0.
+async fn publish_at(topic: &str, base: i64, seconds: &[i64]) {
+    let records: Vec<chinook::kafka::producer::OutRecord> = seconds
+        .iter()
+        .map(|s| chinook::kafka::producer::OutRecord {
+            partition: Some(0),
+            timestamp: Some(base + s * S),
+            ..chinook::kafka::producer::OutRecord::event(topic, &chinook::events::created(*s))
+        })
+        .collect();
+    let report =
+        chinook::kafka::producer::produce(&connection(broker()), &Default::default(), records, |_| {}).await.unwrap();
+    assert_eq!(report.acked, seconds.len());
+}
+
+/// `--follow` off a terminal: the history first, then each window as it closes
+/// while records arrive, one JSON line each, also published with `--to`; a late
+/// record is dropped; SIGINT ends it with exit 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn aggregate_follow_emits_windows_as_they_close() {
+    use std::io::BufRead;
+    let topic = unique("followed");
+    create_topic(broker(), &topic, 1).await;
+    let results = unique("followed-results");
+    create_topic(broker(), &results, 1).await;
+    let base = 1_700_000_000_000_i64 - 1_700_000_000_000 % (10 * S);
+    publish_at(&topic, base, &[1, 3]).await;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"))
+        .args(["aggregate", "--follow", "--topic", &topic, "--window", "tumbling:10s", "--format", "jsonl"])
+        .args(["--to", &results, "--brokers", &broker().bootstrap])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || -> serde_json::Value {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("a result line");
+        serde_json::from_str(&line).unwrap()
+    };
+    let key = "CUSTOMER_EVENT_TYPE_CREATED";
+    // 12 s closes [0, 10 s) (no grace); 2 s then comes too late; 25 s closes [10 s, 20 s).
+    publish_at(&topic, base, &[12]).await;
+    let first = next();
+    assert_eq!(first["state"], "final");
+    assert_eq!(first["window"], serde_json::json!({ "key": key, "start": base, "end": base + 10 * S, "count": 2 }));
+    publish_at(&topic, base, &[2, 25]).await;
+    let second = next();
+    assert_eq!(
+        second["window"],
+        serde_json::json!({ "key": key, "start": base + 10 * S, "end": base + 20 * S, "count": 1 })
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(wait_or_kill(&mut child, std::time::Duration::from_secs(30)).code(), Some(0));
+    assert!(rx.try_iter().next().is_none(), "the late record closed nothing and was not counted");
+    let published = chinook::sourcing::log::read(&connection(broker()), &results, None).await.unwrap();
+    let counts: Vec<i64> = published
+        .iter()
+        .map(|r| {
+            prost::Message::decode(r.value.as_slice())
+                .map(|w: chinook::codec::pb::events::v1::WindowResult| w.count)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(counts, [2, 1]);
+}
+
+/// `--follow` on a terminal: a live table redrawn as records arrive; Ctrl-C ends it.
+#[tokio::test(flavor = "multi_thread")]
+async fn aggregate_follow_draws_a_live_table_in_a_terminal() {
+    let topic = unique("watched-windows");
+    create_topic(broker(), &topic, 1).await;
+    let base = 1_700_000_000_000_i64 - 1_700_000_000_000 % (10 * S);
+    publish_at(&topic, base, &[1]).await;
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("chinook"));
+    cmd.env("NO_COLOR", "1").args([
+        "aggregate",
+        "--follow",
+        "--topic",
+        &topic,
+        "--window",
+        "tumbling:10s",
+        "--brokers",
+        &broker().bootstrap,
+    ]);
+    let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+    p.exp_string("Ctrl-C stops").unwrap();
+    p.exp_string("1 record(s)").unwrap();
+    publish_at(&topic, base, &[3, 14]).await;
+    // Redrawn: three records, the first window closed with its two.
+    p.exp_string("3 record(s)").unwrap();
+    p.exp_string("final").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+}

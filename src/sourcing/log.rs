@@ -1,6 +1,7 @@
 //! Reading an event topic as an event store: every committed record of every
 //! partition, from the start (or the last `lookback` records) to the end the
-//! broker reported when the read began, in offset order per partition.
+//! broker reported when the read began, in offset order per partition; and
+//! following it from there ([`tail`]).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -46,14 +47,67 @@ pub async fn read(conn: &Connection, topic: &str, lookback: Option<i64>) -> Resu
         .map_err(|e| KafkaError::request("reading the topic's history", e))?
 }
 
-fn read_blocking(conn: &Connection, topic: &str, lookback: Option<i64>) -> Result<Vec<Stored>, KafkaError> {
+/// A read-committed reader of no group (offsets are never committed).
+fn reader(conn: &Connection) -> Result<BaseConsumer, KafkaError> {
     let mut config = conn.client_config();
     config
         .set("group.id", "chinook-history")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", "10");
-    let c: BaseConsumer = config.create().map_err(|e| KafkaError::request("creating a reader", e))?;
+    config.create().map_err(|e| KafkaError::request("creating a reader", e))
+}
+
+fn stored(m: &rdkafka::message::BorrowedMessage<'_>) -> Stored {
+    Stored {
+        partition: m.partition(),
+        offset: m.offset(),
+        timestamp: m.timestamp().to_millis(),
+        value: m.payload().unwrap_or_default().to_vec(),
+    }
+}
+
+/// Follows `topic` from `next` (the next offset per partition; a partition
+/// not named starts at its beginning), sending each committed record to
+/// `records` until `stop` is set or nobody receives. Runs on a thread of its own.
+pub fn tail(
+    conn: &Connection,
+    topic: &str,
+    next: &HashMap<i32, i64>,
+    records: tokio::sync::mpsc::Sender<Stored>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Result<(), KafkaError>> {
+    let (conn, topic, next) = (conn.clone(), topic.to_string(), next.clone());
+    tokio::task::spawn_blocking(move || {
+        let c = reader(&conn)?;
+        let metadata =
+            c.fetch_metadata(Some(&topic), REQUEST_TIMEOUT).map_err(|e| KafkaError::request("Metadata", e))?;
+        let Some(t) = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty()) else {
+            return Err(KafkaError::NoTopic { topic });
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in t.partitions().iter().map(|p| p.id()) {
+            let from = next.get(&p).map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            tpl.add_partition_offset(&topic, p, from).map_err(|e| KafkaError::request("assign", e))?;
+        }
+        c.assign(&tpl).map_err(|e| KafkaError::request("assign", e))?;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match c.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    if records.blocking_send(stored(&m)).is_err() {
+                        break;
+                    }
+                }
+                Some(Err(e)) => return Err(KafkaError::request("following the topic", e)),
+                None => {}
+            }
+        }
+        Ok(())
+    })
+}
+
+fn read_blocking(conn: &Connection, topic: &str, lookback: Option<i64>) -> Result<Vec<Stored>, KafkaError> {
+    let c = reader(conn)?;
     let metadata = c.fetch_metadata(Some(topic), REQUEST_TIMEOUT).map_err(|e| KafkaError::request("Metadata", e))?;
     let Some(t) = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty()) else {
         return Err(KafkaError::NoTopic { topic: topic.to_string() });
@@ -79,12 +133,7 @@ fn read_blocking(conn: &Connection, topic: &str, lookback: Option<i64>) -> Resul
         match c.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
                 last_progress = std::time::Instant::now();
-                stored.push(Stored {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    timestamp: m.timestamp().to_millis(),
-                    value: m.payload().unwrap_or_default().to_vec(),
-                });
+                stored.push(self::stored(&m));
             }
             Some(Err(e)) => return Err(KafkaError::request("reading the topic's history", e)),
             None => {}

@@ -47,7 +47,7 @@ pub fn key(by: By, e: &CustomerEvent) -> String {
 pub struct Counted {
     /// Windows that became final, in the order they did.
     pub closed: Vec<Count>,
-    /// Windows still open when the input ended.
+    /// Windows still open when the input ended (set by [`count`]).
     pub open: Vec<Count>,
     /// Every update, in order (for `--emit update`).
     pub updates: Vec<Count>,
@@ -60,8 +60,28 @@ pub struct Counted {
     pub stream_time: Option<i64>,
 }
 
+impl Counted {
+    /// Counts one record in `windows` (a record that is not a customer event,
+    /// or has no timestamp, is skipped); returns the windows it changed and
+    /// those that became final, and keeps both.
+    pub fn add(&mut self, windows: &mut Windows, by: By, s: &Stored) -> (Vec<Count>, Vec<Count>) {
+        let (Ok(e), Some(ts)) = (s.event(), s.timestamp) else {
+            self.skipped += 1;
+            return (Vec::new(), Vec::new());
+        };
+        self.records += 1;
+        let changed = windows.record(&key(by, &e), ts);
+        let closed = windows.take_final();
+        self.updates.extend(changed.iter().cloned());
+        self.closed.extend(closed.iter().cloned());
+        self.dropped = windows.dropped;
+        self.stream_time = windows.stream_time();
+        (changed, closed)
+    }
+}
+
 /// Counts `stored` (each partition in offset order) in `windows`.
-pub fn count(stored: Vec<Stored>, by: By, mut windows: Windows) -> Counted {
+pub fn count(stored: Vec<Stored>, by: By, windows: &mut Windows) -> Counted {
     let mut partitions: Vec<VecDeque<Stored>> = Vec::new();
     for s in stored {
         match partitions.iter_mut().find(|p| p.front().is_some_and(|f| f.partition == s.partition)) {
@@ -76,13 +96,7 @@ pub fn count(stored: Vec<Stored>, by: By, mut windows: Windows) -> Counted {
             .filter(|p| !p.is_empty())
             .min_by_key(|p| p.front().and_then(|s| s.timestamp).unwrap_or(i64::MIN));
         let Some(s) = next.and_then(VecDeque::pop_front) else { break };
-        let (Ok(e), Some(ts)) = (s.event(), s.timestamp) else {
-            out.skipped += 1;
-            continue;
-        };
-        out.records += 1;
-        out.updates.extend(windows.record(&key(by, &e), ts));
-        out.closed.extend(windows.take_final());
+        out.add(windows, by, &s);
     }
     out.open = windows.open();
     out.dropped = windows.dropped;
@@ -105,8 +119,8 @@ mod tests {
         // Partition 0 holds 1 s and 12 s, partition 1 holds 4 s: read in time order,
         // 4 s is not late (it would be, read partition by partition with no grace).
         let input = vec![stored(0, 0, 1000, 1), stored(0, 1, 12_000, 2), stored(1, 0, 4000, 3)];
-        let w = Windows::new(Spec::Time { size: 10_000, advance: 10_000 }, 0);
-        let counted = count(input, By::EventType, w);
+        let mut w = Windows::new(Spec::Time { size: 10_000, advance: 10_000 }, 0);
+        let counted = count(input, By::EventType, &mut w);
         assert_eq!(counted.dropped, 0);
         assert_eq!(counted.closed.len(), 1);
         assert_eq!((counted.closed[0].count, counted.closed[0].key.as_str()), (2, "CUSTOMER_EVENT_TYPE_CREATED"));
