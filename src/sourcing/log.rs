@@ -93,11 +93,8 @@ pub fn tail(
         c.assign(&tpl).map_err(|e| KafkaError::request("assign", e))?;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             match c.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => {
-                    if records.blocking_send(stored(&m)).is_err() {
-                        break;
-                    }
-                }
+                Some(Ok(m)) if records.blocking_send(stored(&m)).is_err() => break,
+                Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(KafkaError::request("following the topic", e)),
                 None => {}
             }
