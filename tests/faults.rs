@@ -97,6 +97,18 @@ fn a_renumbered_schema_decodes_wrong_values_and_the_check_catches_it() {
     assert_eq!(name["observed"], "astrid@example.com", "the v1 reader shows the email as the name");
 }
 
+/// The Lab 4 sample stream counted without and with a grace period: without,
+/// every out-of-order event is dropped; with 5 s, only the two later than that.
+#[tokio::test(flavor = "multi_thread")]
+async fn late_events_are_dropped_without_grace_and_kept_with_it() {
+    let r = run_break(&["late-events", "--window", "10s", "--grace", "5s"]);
+    assert_eq!(figure(&r, "sent"), 13);
+    assert_eq!(figure(&r, "out_of_order"), 4);
+    assert_eq!(figure(&r, "dropped_without_grace"), 4);
+    assert_eq!(figure(&r, "dropped_with_grace"), 2);
+    assert!(r["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true), "{r}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_consumer_falls_behind() {
     let r = run_break(&["slow-consumer", "--rate", "100", "--for", "2s", "--handler-delay", "40ms"]);

@@ -8,7 +8,10 @@ use super::{ConnectionArgs, Failure, Outcome};
 use crate::{
     broker::control,
     exit,
-    faults::{self, BrokerDown, Duplicates, Env, FaultError, Malformed, MalformedKind, Poison, Report, SlowConsumer},
+    faults::{
+        self, BrokerDown, Duplicates, Env, FaultError, LateEvents, Malformed, MalformedKind, Poison, Report,
+        SlowConsumer,
+    },
     kafka::admin,
     ui::{self, Ui},
 };
@@ -84,6 +87,18 @@ pub enum BreakCommand {
         #[command(flatten)]
         conn: ConnectionArgs,
     },
+    /// Events out of order and late, counted in windows without and with a grace period.
+    #[command(name = "late-events", after_help = "Example:\n  chinook break late-events --window 10s --grace 5s")]
+    LateEvents {
+        /// Tumbling window size.
+        #[arg(long, value_parser = window_length, default_value = "10s")]
+        window: Duration,
+        /// The grace period to compare with none.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+        grace: Duration,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
     /// A new schema version renumbers fields: old readers decode wrong values, silently.
     #[command(name = "schema-break")]
     SchemaBreak,
@@ -104,6 +119,12 @@ pub enum BreakCommand {
     },
 }
 
+/// A window size: a duration above zero (milliseconds count).
+fn window_length(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.as_millis() == 0 { Err("a window needs a length of at least 1 ms (e.g. 10s)".into()) } else { Ok(d) }
+}
+
 impl From<FaultError> for Failure {
     fn from(e: FaultError) -> Self {
         Failure::new(e.exit_code(), e)
@@ -121,6 +142,7 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
         BreakCommand::Malformed { conn, .. }
         | BreakCommand::Poison { conn, .. }
         | BreakCommand::OutOfOrder { conn, .. }
+        | BreakCommand::LateEvents { conn, .. }
         | BreakCommand::SlowConsumer { conn, .. } => conn.context()?,
         _ => ConnectionArgs::default().context()?,
     };
@@ -179,6 +201,14 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
                     "publishing {count} versions of customer 77 twice: keyed per event, then per customer…"
                 ));
                 Ok(Some(faults::out_of_order(&env, count).await?))
+            }
+            BreakCommand::LateEvents { window, grace, .. } => {
+                ui.note(format!(
+                    "publishing 13 events out of order and late, counting them in {} windows without and with {} of grace…",
+                    humantime::format_duration(window),
+                    humantime::format_duration(grace)
+                ));
+                Ok(Some(LateEvents { window, grace }.run(&env).await?))
             }
             BreakCommand::SchemaBreak => Ok(Some(faults::schema_break()?)),
             BreakCommand::SlowConsumer { rate, duration, handler_delay, .. } => {

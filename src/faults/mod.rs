@@ -5,6 +5,7 @@
 
 mod broker_down;
 mod duplicates;
+mod late_events;
 mod malformed;
 mod ordering;
 mod poison;
@@ -19,6 +20,7 @@ use thiserror::Error;
 
 pub use broker_down::BrokerDown;
 pub use duplicates::Duplicates;
+pub use late_events::LateEvents;
 pub use malformed::{Kind as MalformedKind, Malformed};
 pub use poison::Poison;
 pub use slow_consumer::SlowConsumer;
@@ -30,7 +32,7 @@ use crate::{
 };
 
 /// Every scenario, for `chinook break list`.
-pub const CATALOGUE: [(&str, &str, &str); 7] = [
+pub const CATALOGUE: [(&str, &str, &str); 8] = [
     (
         "malformed",
         "send broken protobuf values to a topic bound to the customer_events schema",
@@ -60,6 +62,11 @@ pub const CATALOGUE: [(&str, &str, &str); 7] = [
         "schema-break",
         "renumber fields in a new schema version",
         "old readers decode wrong values without an error; a compatibility check catches it",
+    ),
+    (
+        "late-events",
+        "publish events out of order and late, and count them in time windows",
+        "without a grace period out-of-order events are dropped; with one, only the truly late, and counted",
     ),
     (
         "slow-consumer",
