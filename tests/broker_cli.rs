@@ -50,6 +50,7 @@ fn start_status_topics_stop_lifecycle() {
         partitions,
         [
             ("customer_commands".into(), 1),
+            ("customer_event_counts".into(), 1),
             ("customer_events".into(), 3),
             ("customer_events.dlq".into(), 1),
             ("customer_saga".into(), 3)
