@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::{BrokerError, Paths, State, process};
-use crate::kafka::Connection;
+use crate::kafka::{Connection, security::Security};
 
 /// Where a command works.
 #[derive(Clone, Debug)]
@@ -26,8 +26,16 @@ impl Context {
     /// `CHINOOK_BROKERS`), else the managed broker, else `localhost:9092`.
     /// A managed broker counts as the one in use when no brokers were given
     /// or when one of them resolves to its address (`localhost:19092` is the
-    /// same broker as `127.0.0.1:19092`).
-    pub fn resolve(root: &Path, brokers: Option<&str>, overrides: Vec<(String, String)>) -> Result<Self, BrokerError> {
+    /// same broker as `127.0.0.1:19092`). A managed broker that serves TLS
+    /// is verified with the CA it wrote, unless `security` names another.
+    /// The security settings come first in the connection's overrides, the
+    /// `-X` ones after them (they win).
+    pub fn resolve(
+        root: &Path,
+        brokers: Option<&str>,
+        mut security: Security,
+        overrides: Vec<(String, String)>,
+    ) -> Result<Self, BrokerError> {
         let paths = Paths::under(root);
         let state = process::current(&paths)?.0;
         let managed = state.filter(|s| brokers.is_none_or(|b| points_at(b, s.bootstrap)));
@@ -35,12 +43,26 @@ impl Context {
             .map(str::to_string)
             .or_else(|| managed.as_ref().map(|s| s.bootstrap.to_string()))
             .unwrap_or_else(|| "localhost:9092".to_string());
+        if let Some(ca) = managed.as_ref().and_then(|m| m.tls_ca.clone())
+            && security.ca.is_none()
+            && security.protocol.is_none()
+        {
+            security.ca = Some(ca);
+        }
+        if let Some(reason) = security.problem() {
+            return Err(BrokerError::Settings { reason });
+        }
+        let overrides = security.settings().into_iter().chain(overrides).collect();
         Ok(Self { paths, managed, conn: Connection { brokers, overrides } })
     }
 
     /// The context of the current directory.
-    pub fn here(brokers: Option<&str>, overrides: Vec<(String, String)>) -> Result<Self, BrokerError> {
-        Self::resolve(&std::env::current_dir().unwrap_or_default(), brokers, overrides)
+    pub fn here(
+        brokers: Option<&str>,
+        security: Security,
+        overrides: Vec<(String, String)>,
+    ) -> Result<Self, BrokerError> {
+        Self::resolve(&std::env::current_dir().unwrap_or_default(), brokers, security, overrides)
     }
 }
 

@@ -72,6 +72,7 @@ pub async fn start(
     door_listener: TcpListener,
     registry: Option<&Path>,
     corrected: bool,
+    guard: super::guard::Guard,
 ) -> Result<Embedded, BrokerError> {
     let fail =
         |what: &str, e: &dyn std::fmt::Display| BrokerError::Io { what: what.to_string(), reason: e.to_string() };
@@ -127,8 +128,8 @@ pub async fn start(
         _ = tokio::time::sleep(Duration::from_secs(10)) => return Err(BrokerError::Io { what: "starting the embedded broker".into(), reason: "it did not listen within 10 s".into() }),
     }
     let door = match adapter {
-        Some(adapter) => FrontDoor::start_adapted(door_listener, internal, adapter),
-        None => FrontDoor::start(door_listener, internal),
+        Some(adapter) => FrontDoor::start_adapted(door_listener, internal, adapter, guard),
+        None => FrontDoor::start(door_listener, internal, guard),
     };
     let door = door.map_err(|e| {
         tasks.drain(..).for_each(|t| t.abort());

@@ -37,7 +37,10 @@ use tokio::{
     time::Instant,
 };
 
-use super::adapter::Adapter;
+use super::{
+    adapter::Adapter,
+    guard::{ClientRx, ClientTx, Guard},
+};
 
 /// A running front door, cheap to clone.
 #[derive(Clone)]
@@ -52,6 +55,8 @@ struct Shared {
     advertise: bool,
     /// Protocol corrections for the broker behind (the embedded engine).
     adapter: Option<Adapter>,
+    /// TLS and SASL, when the broker requires them.
+    guard: Guard,
     latency_ms: AtomicU64,
     down_until: Mutex<Option<Instant>>,
     /// Bumped on every outage: relays watching it close their connections.
@@ -82,20 +87,26 @@ pub struct DoorState {
 }
 
 impl FrontDoor {
-    /// Starts relaying `listener`'s connections to `target`.
-    pub fn start(listener: TcpListener, target: SocketAddr) -> std::io::Result<Self> {
-        Self::open(listener, target, false, None)
+    /// Starts relaying `listener`'s connections to `target`, letting in the
+    /// clients `guard` admits.
+    pub fn start(listener: TcpListener, target: SocketAddr, guard: Guard) -> std::io::Result<Self> {
+        Self::open(listener, target, false, None, guard)
     }
 
     /// Like [`FrontDoor::start`], with `adapter` correcting the broker's answers.
-    pub fn start_adapted(listener: TcpListener, target: SocketAddr, adapter: Adapter) -> std::io::Result<Self> {
-        Self::open(listener, target, false, Some(adapter))
+    pub fn start_adapted(
+        listener: TcpListener,
+        target: SocketAddr,
+        adapter: Adapter,
+        guard: Guard,
+    ) -> std::io::Result<Self> {
+        Self::open(listener, target, false, Some(adapter), guard)
     }
 
     /// Starts a private door to `target` (a single-node broker) on a free
     /// loopback port: clients that bootstrap here are told the broker is here.
     pub async fn start_private(target: SocketAddr) -> std::io::Result<Self> {
-        Self::open(TcpListener::bind("127.0.0.1:0").await?, target, true, None)
+        Self::open(TcpListener::bind("127.0.0.1:0").await?, target, true, None, Guard::default())
     }
 
     fn open(
@@ -103,6 +114,7 @@ impl FrontDoor {
         target: SocketAddr,
         advertise: bool,
         adapter: Option<Adapter>,
+        guard: Guard,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -110,6 +122,7 @@ impl FrontDoor {
             target,
             advertise,
             adapter,
+            guard,
             latency_ms: AtomicU64::new(0),
             down_until: Mutex::new(None),
             epoch: watch::channel(0).0,
@@ -271,20 +284,22 @@ async fn rebind(addr: SocketAddr) -> Option<TcpListener> {
 
 /// One relayed client: both connections, split, and the outage epoch to watch.
 struct Link {
-    client_rx: OwnedReadHalf,
-    client_tx: OwnedWriteHalf,
+    client_rx: ClientRx,
+    client_tx: ClientTx,
     broker_rx: OwnedReadHalf,
     broker_tx: OwnedWriteHalf,
     epoch: watch::Receiver<u64>,
 }
 
-/// Connects `client` to the broker (None when the broker does not answer).
+/// Connects `client` to the broker, once the guard lets it in (None when it
+/// does not, or the broker does not answer).
 async fn link(shared: &Shared, client: TcpStream) -> Option<Link> {
     let broker = TcpStream::connect(shared.target).await.ok()?;
     let _ = client.set_nodelay(true);
     let _ = broker.set_nodelay(true);
-    let (client_rx, client_tx) = client.into_split();
-    let (broker_rx, broker_tx) = broker.into_split();
+    let (mut broker_rx, mut broker_tx) = broker.into_split();
+    let (client_rx, client_tx) =
+        shared.guard.enter(client, &mut broker_rx, &mut broker_tx, shared.adapter.as_ref()).await?;
     Some(Link { client_rx, client_tx, broker_rx, broker_tx, epoch: shared.epoch.subscribe() })
 }
 

@@ -1,7 +1,7 @@
 //! The broker a student runs: engines (embedded tansu, Bufstream, or an
 //! external broker), the background process and its state files under
-//! `.chinook/broker/`, the front door that stages outages, and the control
-//! endpoint the CLI talks to.
+//! `.chinook/broker/`, the front door that stages outages and guards the
+//! broker (TLS, SASL), and the control endpoint the CLI talks to.
 
 pub mod adapter;
 pub mod bufstream;
@@ -12,12 +12,15 @@ pub mod embedded;
 pub mod frontdoor;
 #[cfg(feature = "embedded")]
 pub mod groups;
+pub mod guard;
 pub mod ports;
 pub mod process;
 #[cfg(feature = "embedded")]
 pub mod registry;
+pub mod sasl;
 #[cfg(feature = "embedded")]
 pub mod storage;
+pub mod tls;
 #[cfg(feature = "embedded")]
 pub mod txn;
 
@@ -106,11 +109,21 @@ pub enum BrokerError {
         help("rebuild with default features (`cargo install --path .`), or use --engine bufstream / external")
     )]
     NoEmbedded,
+
+    #[error("connection settings: {reason}")]
+    #[diagnostic(
+        code(chinook::connection::settings),
+        help(
+            "flags win over the profile: --profile NAME (~/.config/chinook/profiles.toml), --security-protocol, --sasl-mechanism, --sasl-username, CHINOOK_SASL_PASSWORD, --ca-cert"
+        )
+    )]
+    Settings { reason: String },
 }
 
 impl BrokerError {
     pub fn exit_code(&self) -> i32 {
         match self {
+            BrokerError::Settings { .. } => crate::exit::USAGE,
             BrokerError::NotRunning { .. } | BrokerError::Control { .. } => crate::exit::UNAVAILABLE,
             _ => crate::exit::FAILED,
         }
@@ -141,6 +154,10 @@ impl Paths {
     pub fn schemas(&self) -> PathBuf {
         self.dir.join("schemas")
     }
+    /// The CA certificate a TLS front door's certificate is signed by.
+    pub fn tls_ca(&self) -> PathBuf {
+        self.dir.join("tls-ca.pem")
+    }
     pub fn bufstream_config(&self) -> PathBuf {
         self.dir.join("bufstream.yaml")
     }
@@ -164,6 +181,12 @@ pub struct State {
     pub started_unix_ms: u64,
     pub log: PathBuf,
     pub schema_enforcement: bool,
+    /// The CA certificate of its TLS front door, when it serves TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// The users file, when it requires SASL (the path only: passwords stay in the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<PathBuf>,
 }
 
 impl State {

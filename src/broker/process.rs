@@ -4,14 +4,14 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    path::Path,
+    path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant, SystemTime},
 };
 
 use tokio::{net::TcpListener, sync::mpsc};
 
-use super::{BrokerError, Engine, Paths, State, control, frontdoor::FrontDoor, pid_alive};
+use super::{BrokerError, Engine, Paths, State, control, frontdoor::FrontDoor, guard::Guard, pid_alive};
 
 /// How to run a broker.
 #[derive(Clone, Debug)]
@@ -22,11 +22,22 @@ pub struct Options {
     pub port: u16,
     /// Bind record values to the lab schemas (embedded engine).
     pub schemas: bool,
+    /// Serve TLS at the front door, with a certificate made at start.
+    pub tls: bool,
+    /// Require SASL (PLAIN, SCRAM-SHA-256/512) from the users in this file.
+    pub users: Option<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { engine: Engine::Embedded, host: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 9092, schemas: true }
+        Self {
+            engine: Engine::Embedded,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 9092,
+            schemas: true,
+            tls: false,
+            users: None,
+        }
     }
 }
 
@@ -52,10 +63,11 @@ enum Running {
 /// `on_ready` is called once clients can connect.
 pub async fn serve(options: &Options, paths: &Paths, on_ready: impl FnOnce(&State)) -> Result<(), BrokerError> {
     std::fs::create_dir_all(&paths.dir).map_err(|e| BrokerError::io(&paths.dir, e))?;
+    let guard = guard(options, paths)?;
     let door_listener = bind(options.host, options.port).await?;
     let advertised =
         door_listener.local_addr().map_err(|e| BrokerError::Io { what: "front door".into(), reason: e.to_string() })?;
-    let (engine, internal, door) = start_engine(options, paths, door_listener, advertised).await?;
+    let (engine, internal, door) = start_engine(options, paths, door_listener, advertised, guard).await?;
     let control_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|e| BrokerError::Io { what: "control endpoint".into(), reason: e.to_string() })?;
@@ -71,6 +83,8 @@ pub async fn serve(options: &Options, paths: &Paths, on_ready: impl FnOnce(&Stat
             as u64,
         log: paths.log(),
         schema_enforcement: options.schemas,
+        tls_ca: options.tls.then(|| paths.tls_ca()),
+        users: options.users.as_ref().map(|u| std::path::absolute(u).unwrap_or_else(|_| u.clone())),
     };
     let (stop_tx, mut stop_rx) = mpsc::channel(1);
     tokio::spawn(control::serve(control_listener, door, std::time::Instant::now(), stop_tx));
@@ -117,11 +131,36 @@ async fn bind(host: IpAddr, port: u16) -> Result<TcpListener, BrokerError> {
     })
 }
 
+/// The front door's guard: TLS with a fresh certificate (its CA written for
+/// clients), SASL with the users of the file named.
+fn guard(options: &Options, paths: &Paths) -> Result<Guard, BrokerError> {
+    let tls = match options.tls {
+        true => {
+            let tls = super::tls::generate(super::tls::names(options.host))
+                .map_err(|reason| BrokerError::Io { what: "TLS".into(), reason })?;
+            std::fs::write(paths.tls_ca(), &tls.ca_pem).map_err(|e| BrokerError::io(&paths.tls_ca(), e))?;
+            Some(tls)
+        }
+        false => None,
+    };
+    let users = match &options.users {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| BrokerError::io(path, e))?;
+            let users = super::sasl::Users::parse(&text)
+                .map_err(|reason| BrokerError::Io { what: path.display().to_string(), reason })?;
+            Some(std::sync::Arc::new(users))
+        }
+        None => None,
+    };
+    Ok(Guard { tls, users })
+}
+
 async fn start_engine(
     options: &Options,
     paths: &Paths,
     door: TcpListener,
     advertised: SocketAddr,
+    guard: Guard,
 ) -> Result<(Running, SocketAddr, FrontDoor), BrokerError> {
     match options.engine {
         #[cfg(feature = "embedded")]
@@ -132,7 +171,7 @@ async fn start_engine(
             } else {
                 None
             };
-            let embedded = super::embedded::start(door, registry.as_deref(), true).await?;
+            let embedded = super::embedded::start(door, registry.as_deref(), true, guard).await?;
             let (internal, front) = (embedded.internal, embedded.door.clone());
             Ok((Running::Embedded(embedded), internal, front))
         }
@@ -158,7 +197,7 @@ async fn start_engine(
                     return Err(BrokerError::Io { what: "starting bufstream".into(), reason: format!("it exited before listening ({status})") });
                 }
             }
-            let front = FrontDoor::start(door, internal)
+            let front = FrontDoor::start(door, internal, guard)
                 .map_err(|e| BrokerError::Io { what: "front door".into(), reason: e.to_string() })?;
             Ok((Running::Child(child), internal, front))
         }
@@ -228,6 +267,14 @@ pub async fn start_detached(options: &Options, paths: &Paths) -> Result<Started,
     ];
     if !options.schemas {
         args.push("--no-schemas".into());
+    }
+    if options.tls {
+        args.push("--tls".into());
+    }
+    if let Some(users) = &options.users {
+        // The broker process starts in this directory too, but an absolute path reads better in `ps`.
+        let users = std::path::absolute(users).unwrap_or_else(|_| users.clone());
+        args.extend(["--users".into(), users.display().to_string()]);
     }
     let mut command = std::process::Command::new(exe);
     command.args(&args).stdin(Stdio::null()).stdout(log).stderr(log_err).env("NO_COLOR", "1");

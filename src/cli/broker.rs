@@ -75,11 +75,26 @@ pub struct RunArgs {
     /// Accept any bytes on every topic (the lab's "no enforcement" setup).
     #[arg(long)]
     pub no_schemas: bool,
+    /// Serve TLS: a certificate made at start, its CA written to .chinook/broker/tls-ca.pem
+    /// (chinook commands in this directory use it by themselves; others pass it as their CA).
+    #[arg(long)]
+    pub tls: bool,
+    /// Require SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) from the users in FILE: one
+    /// `user,password` per line.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<std::path::PathBuf>,
 }
 
 impl RunArgs {
     fn options(&self) -> process::Options {
-        process::Options { engine: self.engine, host: self.host, port: self.port, schemas: !self.no_schemas }
+        process::Options {
+            engine: self.engine,
+            host: self.host,
+            port: self.port,
+            schemas: !self.no_schemas,
+            tls: self.tls,
+            users: self.users.clone(),
+        }
     }
 }
 
@@ -94,6 +109,28 @@ fn paths() -> Paths {
     Paths::under(&std::env::current_dir().unwrap_or_default())
 }
 
+/// How a client reaches a secured broker: the protocol, the CA to trust and
+/// where users log in (their passwords are in the users file, never printed).
+fn security_card(s: &State) -> String {
+    let protocol = match (s.tls_ca.is_some(), s.users.is_some()) {
+        (false, false) => return String::new(),
+        (true, false) => "SSL",
+        (false, true) => "SASL_PLAINTEXT",
+        (true, true) => "SASL_SSL",
+    };
+    let mut card = format!("\n  clients connect with: security.protocol={protocol}");
+    if let Some(ca) = &s.tls_ca {
+        card += &format!("\n  trust the CA in: {} (chinook commands in this directory do by themselves)", ca.display());
+    }
+    if let Some(users) = &s.users {
+        card += &format!(
+            "\n  users log in with SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN as listed in {} (chinook: --sasl-username NAME, the password in CHINOOK_SASL_PASSWORD)",
+            users.display()
+        );
+    }
+    card
+}
+
 fn managed(paths: &Paths) -> Result<State, BrokerError> {
     process::current(paths)?.0.ok_or_else(|| BrokerError::NotRunning { state: paths.state().display().to_string() })
 }
@@ -106,10 +143,19 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
             if let Some(pid) = started.cleared_stale_pid {
                 ui.note(format!("removed a stale state file: broker pid {pid} is gone"));
             }
+            if !args.host.is_loopback() {
+                ui.note(format!(
+                    "⚠ listening on {} beyond this machine: anyone on the network can reach the broker{}",
+                    args.host,
+                    if args.users.is_none() { " — and without --users, nobody has to log in" } else { "" }
+                ));
+            }
             ui.emit(&started, || {
                 let s = &started.state;
                 if started.fresh {
-                    format!("broker ready at {} in {} ms ({}, pid {})\n  use it with: --brokers {}   ·   stop it with: chinook broker stop", s.bootstrap, started.ready_ms, s.engine, s.pid, s.bootstrap)
+                    let mut text = format!("broker ready at {} in {} ms ({}, pid {})\n  use it with: --brokers {}   ·   stop it with: chinook broker stop", s.bootstrap, started.ready_ms, s.engine, s.pid, s.bootstrap);
+                    text += &security_card(s);
+                    text
                 } else {
                     format!("a broker is already running at {} ({}, pid {})", s.bootstrap, s.engine, s.pid)
                 }
@@ -117,6 +163,13 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
             Ok(exit::OK)
         }
         BrokerCommand::Run(args) => {
+            // A server must outlive a client that hangs up: TLS records go out with writev, which
+            // (unlike send) raises SIGPIPE on a closed connection, and chinook otherwise keeps
+            // SIGPIPE's default so that `chinook consume | head` ends quietly.
+            // SAFETY: setting a signal disposition; no handler runs.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            }
             process::serve(&args.options(), &paths, |state| {
                 ui.success(format!("broker listening on {} ({}); Ctrl-C stops it", state.bootstrap, state.engine));
             })

@@ -20,7 +20,8 @@ mod topics;
 use clap::{CommandFactory, Parser, Subcommand};
 use miette::{Diagnostic, Report};
 
-pub use crate::broker::context::Context;
+use crate::broker::context::Context;
+use crate::kafka::security::{self, Secret, Security};
 use crate::{exit, ui};
 
 const AFTER_HELP: &str = "\
@@ -149,14 +150,51 @@ pub struct ConnectionArgs {
     /// A librdkafka property passed through, like kcat (repeatable): -X compression.type=zstd
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
     pub property: Vec<(String, String)>,
+    /// A connection profile (brokers, TLS, SASL) from ~/.config/chinook/profiles.toml; flags win over it.
+    #[arg(long, env = "CHINOOK_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default: what the other settings imply).
+    #[arg(long, value_name = "PROTOCOL")]
+    pub security_protocol: Option<String>,
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(long, value_name = "MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    #[arg(long, env = "CHINOOK_SASL_USERNAME", value_name = "USER")]
+    pub sasl_username: Option<String>,
+    /// The SASL password. Prefer the environment variable: a command line is visible to others.
+    #[arg(long, env = "CHINOOK_SASL_PASSWORD", hide_env_values = true, value_name = "PASSWORD",
+          value_parser = |s: &str| Ok::<_, String>(Secret::new(s)))]
+    pub sasl_password: Option<Secret>,
+    /// The CA certificate (PEM) to verify the broker's certificate with (implies TLS).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl ConnectionArgs {
-    /// Resolves, once per command, where it works (see [`Context`]).
+    /// Resolves, once per command, where it works (see [`Context`]): the
+    /// profile first, then the flags and environment over it.
     /// `CHINOOK_BROKERS` counts even for args that did not come from clap.
     pub fn context(&self) -> Result<Context, crate::broker::BrokerError> {
-        let brokers = self.brokers.clone().or_else(|| std::env::var("CHINOOK_BROKERS").ok().filter(|b| !b.is_empty()));
-        Context::here(brokers.as_deref(), self.property.clone())
+        let settings = |reason: String| crate::broker::BrokerError::Settings { reason };
+        let profile_name =
+            self.profile.clone().or_else(|| std::env::var("CHINOOK_PROFILE").ok()).filter(|p| !p.is_empty());
+        let profile = match profile_name {
+            Some(name) => security::load_profile(&security::profiles_path(), &name).map_err(settings)?,
+            None => security::Profile::default(),
+        };
+        let brokers = self
+            .brokers
+            .clone()
+            .or_else(|| std::env::var("CHINOOK_BROKERS").ok().filter(|b| !b.is_empty()))
+            .or(profile.brokers);
+        let flags = Security {
+            protocol: self.security_protocol.clone(),
+            mechanism: self.sasl_mechanism.clone(),
+            username: self.sasl_username.clone(),
+            password: self.sasl_password.clone(),
+            ca: self.ca_cert.clone(),
+        };
+        Context::here(brokers.as_deref(), profile.security.under(flags), self.property.clone())
     }
 }
 

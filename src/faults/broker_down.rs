@@ -140,6 +140,8 @@ impl BrokerDown {
                 host: state.bootstrap.ip(),
                 port: state.bootstrap.port(),
                 schemas: state.schema_enforcement,
+                tls: state.tls_ca.is_some(),
+                users: state.users.clone(),
             };
             process::start_detached(&restart, paths).await?;
         } else {

@@ -9,6 +9,7 @@ pub mod offsets;
 pub mod producer;
 pub mod records;
 pub mod scratch;
+pub mod security;
 pub mod topics;
 
 use std::time::Duration;
@@ -19,6 +20,8 @@ use thiserror::Error;
 
 /// How long a first TCP connection to a bootstrap address may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the first request after a connection may take (TLS and SASL included).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a metadata or admin request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,6 +47,33 @@ pub enum KafkaError {
     #[diagnostic(code(chinook::kafka::request), help("{help}"))]
     Request { operation: String, reason: String, help: String },
 
+    #[error("the broker at {brokers} refused the login: {reason}")]
+    #[diagnostic(
+        code(chinook::kafka::authentication),
+        help(
+            "check the user name (--sasl-username), the password (CHINOOK_SASL_PASSWORD) and the mechanism (--sasl-mechanism), or the profile's"
+        )
+    )]
+    Authentication { brokers: String, reason: String },
+
+    #[error("no secure connection to {brokers}: {reason}")]
+    #[diagnostic(
+        code(chinook::kafka::tls),
+        help(
+            "the broker's certificate must be signed by a CA you trust: pass it with --ca-cert (chinook's own broker writes .chinook/broker/tls-ca.pem); and use TLS only with a TLS listener"
+        )
+    )]
+    Tls { brokers: String, reason: String },
+
+    #[error("{brokers} accepts connections but closes them at the first request: {reason}")]
+    #[diagnostic(
+        code(chinook::kafka::handshake),
+        help(
+            "it probably requires TLS or SASL: --security-protocol SSL|SASL_SSL|SASL_PLAINTEXT, --ca-cert, --sasl-username with CHINOOK_SASL_PASSWORD, or --profile NAME"
+        )
+    )]
+    Handshake { brokers: String, reason: String },
+
     #[error("topic {topic} does not exist")]
     #[diagnostic(
         code(chinook::kafka::no_topic),
@@ -55,7 +85,10 @@ pub enum KafkaError {
 impl KafkaError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            KafkaError::Unreachable { .. } => crate::exit::UNAVAILABLE,
+            KafkaError::Unreachable { .. }
+            | KafkaError::Authentication { .. }
+            | KafkaError::Tls { .. }
+            | KafkaError::Handshake { .. } => crate::exit::UNAVAILABLE,
             KafkaError::BadBrokers { .. } => crate::exit::USAGE,
             _ => crate::exit::FAILED,
         }
@@ -71,13 +104,45 @@ impl KafkaError {
 }
 
 /// Where the broker is and how to talk to it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Connection {
     /// Comma-separated host:port list.
     pub brokers: String,
     /// Extra librdkafka properties (`-X key=value`), applied last.
     pub overrides: Vec<(String, String)>,
 }
+
+impl std::fmt::Debug for Connection {
+    /// Secrets (a SASL password) are shown as `***`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let overrides: Vec<(&str, &str)> = self
+            .overrides
+            .iter()
+            .map(|(k, v)| (k.as_str(), if security::is_secret(k) { "***" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("Connection").field("brokers", &self.brokers).field("overrides", &overrides).finish()
+    }
+}
+
+/// What librdkafka said while a connection failed (its error callbacks).
+#[derive(Default)]
+struct Heard(std::sync::Mutex<Vec<String>>);
+
+impl rdkafka::ClientContext for Heard {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel::*;
+        // A connection's failures are logged under FAIL, some only as information.
+        if facility == "FAIL" || matches!(level, Emerg | Alert | Critical | Error | Warning) {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(message.to_string());
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{reason} ({error})"));
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Heard {}
 
 impl Connection {
     pub fn new(brokers: impl Into<String>) -> Self {
@@ -94,6 +159,15 @@ impl Connection {
             .set("reconnect.backoff.max.ms", "250")
             .set("log_level", "3");
         self.apply_overrides(&mut config);
+        config
+    }
+
+    /// [`Connection::client_config`], with librdkafka's information messages
+    /// too (where it explains a failed connection).
+    fn chatty_config(&self) -> ClientConfig {
+        let mut config = self.client_config();
+        // rdkafka sets the client's level from this field, whatever the log_level property says.
+        config.set_log_level(rdkafka::config::RDKafkaLogLevel::Info);
         config
     }
 
@@ -116,7 +190,7 @@ impl Connection {
                 });
             }
             match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-                Ok(Ok(_)) => return Ok(()),
+                Ok(Ok(_)) => return self.handshake().await,
                 Ok(Err(e)) => reasons.push(format!("{addr}: {e}")),
                 Err(_) => reasons.push(format!("{addr}: no answer within {} s", PROBE_TIMEOUT.as_secs())),
             }
@@ -125,5 +199,65 @@ impl Connection {
             return Err(KafkaError::BadBrokers { value: self.brokers.clone(), reason: "no address given".into() });
         }
         Err(KafkaError::Unreachable { brokers: self.brokers.clone(), reason: reasons.join("; ") })
+    }
+
+    /// One Metadata request with these settings: the TLS handshake and the
+    /// SASL login happen before it, so a refusal is told apart here — a wrong
+    /// password, an untrusted certificate, or a broker that wants TLS or SASL.
+    async fn handshake(&self) -> Result<(), KafkaError> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let conn = self.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let c: BaseConsumer<Heard> = conn
+                .chatty_config()
+                .create_with_context(Heard::default())
+                .map_err(|e| KafkaError::BadBrokers { value: conn.brokers.clone(), reason: e.to_string() })?;
+            // The broker accepted the connection: a busy one gets time to answer, while a
+            // refused login or certificate ends the wait as soon as librdkafka reports it.
+            let deadline = std::time::Instant::now() + HANDSHAKE_TIMEOUT;
+            loop {
+                let e = match c.fetch_metadata(None, Duration::from_millis(500)) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => e,
+                };
+                // Logs and error events reach the context only when the client is polled.
+                for _ in 0..100 {
+                    if c.poll(Duration::ZERO).is_none() {
+                        break;
+                    }
+                }
+                let heard = c.context().0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let error = classify(&conn.brokers, &heard, &e.to_string());
+                if !matches!(error, KafkaError::Unreachable { .. }) || std::time::Instant::now() >= deadline {
+                    return Err(error);
+                }
+            }
+        });
+        checked.await.map_err(|e| KafkaError::request("connecting", e))?
+    }
+}
+
+/// The error a failed first request means, from what librdkafka `heard`
+/// (its messages, oldest first) and the request's own error.
+fn classify(brokers: &str, heard: &[String], error: &str) -> KafkaError {
+    let brokers = brokers.to_string();
+    let find = |words: &[&str]| {
+        heard.iter().find(|m| {
+            let m = m.to_ascii_lowercase();
+            words.iter().any(|w| m.contains(w))
+        })
+    };
+    // The message itself, without librdkafka's thread prefix.
+    let said = |m: &String| m.rsplit("]: ").next().unwrap_or(m).trim().to_string();
+    if let Some(m) = find(&["authentication"]) {
+        KafkaError::Authentication { brokers, reason: said(m) }
+    } else if let Some(m) = find(&["ssl", "certificate", "tls"]) {
+        KafkaError::Tls { brokers, reason: said(m) }
+    } else if let Some(m) =
+        find(&["apiversion", "security.protocol", "broken pipe", "disconnected", "connection reset"])
+    {
+        KafkaError::Handshake { brokers, reason: said(m) }
+    } else {
+        KafkaError::Unreachable { brokers, reason: error.to_string() }
     }
 }

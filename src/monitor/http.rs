@@ -59,7 +59,8 @@ where
                     )
                 }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            // No writev: it raises SIGPIPE (which chinook keeps at its default) when a scraper hangs up.
+            let _ = http1::Builder::new().writev(false).serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }

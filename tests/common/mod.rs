@@ -76,7 +76,8 @@ fn spawn_broker(corrected: bool) -> TestBroker {
             let dir = tempfile::tempdir().unwrap().keep();
             chinook::broker::embedded::write_registry(&dir).unwrap();
             let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let running = chinook::broker::embedded::start(door, Some(&dir), corrected).await.unwrap();
+            let running =
+                chinook::broker::embedded::start(door, Some(&dir), corrected, Default::default()).await.unwrap();
             tx.send(TestBroker { bootstrap: running.bootstrap().to_string(), door: running.door.clone() }).unwrap();
             std::future::pending::<()>().await;
         });
