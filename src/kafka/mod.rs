@@ -216,10 +216,9 @@ impl Connection {
             // refused login or certificate ends the wait as soon as librdkafka reports it.
             let deadline = std::time::Instant::now() + HANDSHAKE_TIMEOUT;
             loop {
-                let e = match c.fetch_metadata(None, Duration::from_millis(500)) {
-                    Ok(_) => return Ok(()),
-                    Err(e) => e,
-                };
+                if c.fetch_metadata(None, Duration::from_millis(500)).is_ok() {
+                    return Ok(());
+                }
                 // Logs and error events reach the context only when the client is polled.
                 for _ in 0..100 {
                     if c.poll(Duration::ZERO).is_none() {
@@ -227,9 +226,13 @@ impl Connection {
                     }
                 }
                 let heard = c.context().0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                let error = classify(&conn.brokers, &heard, &e.to_string());
-                if !matches!(error, KafkaError::Unreachable { .. }) || std::time::Instant::now() >= deadline {
-                    return Err(error);
+                if let Some(refused) = classify(&conn.brokers, &heard) {
+                    return Err(refused);
+                }
+                // Anything else (a silent or slow broker, a timeout) is the operation's to
+                // meet and report, as it would without this check.
+                if !heard.is_empty() || std::time::Instant::now() >= deadline {
+                    return Ok(());
                 }
             }
         });
@@ -237,9 +240,10 @@ impl Connection {
     }
 }
 
-/// The error a failed first request means, from what librdkafka `heard`
-/// (its messages, oldest first) and the request's own error.
-fn classify(brokers: &str, heard: &[String], error: &str) -> KafkaError {
+/// The refusal librdkafka's messages (`heard`, oldest first) report, if any:
+/// a login refused, a certificate not trusted, or a connection closed at the
+/// first request (a plaintext client at a TLS or SASL listener).
+fn classify(brokers: &str, heard: &[String]) -> Option<KafkaError> {
     let brokers = brokers.to_string();
     let find = |words: &[&str]| {
         heard.iter().find(|m| {
@@ -250,14 +254,11 @@ fn classify(brokers: &str, heard: &[String], error: &str) -> KafkaError {
     // The message itself, without librdkafka's thread prefix.
     let said = |m: &String| m.rsplit("]: ").next().unwrap_or(m).trim().to_string();
     if let Some(m) = find(&["authentication"]) {
-        KafkaError::Authentication { brokers, reason: said(m) }
+        Some(KafkaError::Authentication { brokers, reason: said(m) })
     } else if let Some(m) = find(&["ssl", "certificate", "tls"]) {
-        KafkaError::Tls { brokers, reason: said(m) }
-    } else if let Some(m) =
-        find(&["apiversion", "security.protocol", "broken pipe", "disconnected", "connection reset"])
-    {
-        KafkaError::Handshake { brokers, reason: said(m) }
+        Some(KafkaError::Tls { brokers, reason: said(m) })
     } else {
-        KafkaError::Unreachable { brokers, reason: error.to_string() }
+        find(&["security.protocol", "broken pipe", "disconnected", "connection reset"])
+            .map(|m| KafkaError::Handshake { brokers, reason: said(m) })
     }
 }
