@@ -11,6 +11,7 @@
 // clap's argument enums hold each subcommand's flags inline, as clap intends.
 #![allow(clippy::large_enum_variant)]
 
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod codec;

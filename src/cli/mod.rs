@@ -3,6 +3,7 @@
 //! and stays thin: parse flags, call the domain, hand the result to `ui`.
 
 mod aggregate;
+mod bench;
 mod broker;
 mod codec;
 mod consume;
@@ -102,6 +103,9 @@ pub enum Command {
     Decode(codec::DecodeArgs),
     /// Encode proto3 JSON to protobuf bytes (raw, hex, base64, length-delimited, Confluent).
     Encode(codec::EncodeArgs),
+    /// Measurements for Lab 3: serialization size and speed.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  chinook completions bash > ~/.local/share/bash-completion/completions/chinook")]
     Completions {
@@ -250,6 +254,7 @@ pub fn main() -> i32 {
         // The codec commands are synchronous: no async runtime to start (a few ms saved per run).
         Command::Decode(args) => codec::decode(args, ui),
         Command::Encode(args) => codec::encode(args, ui),
+        Command::Bench(cmd) => bench::run(cmd, ui),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "chinook", &mut std::io::stdout());
             Ok(exit::OK)
@@ -291,7 +296,7 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
             Err(e) => Err(e.into()),
         },
         Command::Journal(args) => labs::journal_cmd(args, ui),
-        Command::Decode(_) | Command::Encode(_) | Command::Completions { .. } => {
+        Command::Decode(_) | Command::Encode(_) | Command::Bench(_) | Command::Completions { .. } => {
             unreachable!("handled without a runtime in main")
         }
     }
