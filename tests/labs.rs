@@ -153,16 +153,23 @@ fn student(role: &str, bug: &str) -> String {
     format!("STUDENT_BUG={bug} {} {}", python.display(), root().join(format!("tests/students/{role}.py")).display())
 }
 
-/// Verifies lab 1 against the student programs with `producer_bug` and
-/// `consumer_bug` (empty: correct) on a fresh broker with the lab's topics.
-fn verify_students(producer_bug: &str, consumer_bug: &str) -> (Workdir, Value) {
+/// Verifies lab `lab` against the Python student programs, each `(role, bug)`
+/// (an empty bug: correct), on a fresh broker with the lab's topics.
+fn verify_programs(lab: &str, programs: &[(&str, &str)]) -> (Workdir, Value) {
     let s = Workdir::new();
     s.start(&[]);
     s.ok(&["topics", "create"]);
-    let (producer, consumer) = (student("producer", producer_bug), student("consumer", consumer_bug));
-    let (_, v) = verify(&s, &["--producer", &producer, "--consumer", &consumer]);
+    let flags: Vec<(String, String)> =
+        programs.iter().map(|(role, bug)| (format!("--{role}"), student(role, bug))).collect();
+    let args: Vec<&str> = flags.iter().flat_map(|(flag, command)| [flag.as_str(), command.as_str()]).collect();
+    let (_, v) = verify_lab(&s, lab, &args);
     assert_eq!(v["programs"], "student");
     (s, v)
+}
+
+/// Lab 1 with the producer's and the consumer's bugs.
+fn verify_students(producer_bug: &str, consumer_bug: &str) -> (Workdir, Value) {
+    verify_programs("1", &[("producer", producer_bug), ("consumer", consumer_bug)])
 }
 
 #[test]
@@ -214,16 +221,9 @@ fn a_consumer_that_never_dead_letters_fails_only_routing() {
     assert_fails(&v, "routing", "NOT the poison event");
 }
 
-/// Verifies lab 2 against the Python projector and orchestrator with the
-/// given bugs (empty: correct) on a fresh broker with the lab's topics.
+/// Lab 2 with the projector's and the orchestrator's bugs.
 fn verify_lab2(projector_bug: &str, orchestrator_bug: &str) -> (Workdir, Value) {
-    let s = Workdir::new();
-    s.start(&[]);
-    s.ok(&["topics", "create"]);
-    let (projector, orchestrator) = (student("projector", projector_bug), student("orchestrator", orchestrator_bug));
-    let (_, v) = verify_lab(&s, "2", &["--projector", &projector, "--orchestrator", &orchestrator]);
-    assert_eq!(v["programs"], "student");
-    (s, v)
+    verify_programs("2", &[("projector", projector_bug), ("orchestrator", orchestrator_bug)])
 }
 
 #[test]
@@ -259,16 +259,9 @@ fn lab2_an_orchestrator_that_restarts_redelivered_sagas_fails_only_exactly_once(
     assert_fails(&v, "exactly-once", "happened twice");
 }
 
-/// Verifies lab 4 against the Python aggregator and consumer with the given
-/// bugs (empty: correct) on a fresh broker with the lab's topics.
+/// Lab 4 with the aggregator's and the consumer's bugs.
 fn verify_lab4(aggregator_bug: &str, consumer_bug: &str) -> (Workdir, Value) {
-    let s = Workdir::new();
-    s.start(&[]);
-    s.ok(&["topics", "create"]);
-    let (aggregator, consumer) = (student("aggregator", aggregator_bug), student("consumer", consumer_bug));
-    let (_, v) = verify_lab(&s, "4", &["--aggregator", &aggregator, "--consumer", &consumer]);
-    assert_eq!(v["programs"], "student");
-    (s, v)
+    verify_programs("4", &[("aggregator", aggregator_bug), ("consumer", consumer_bug)])
 }
 
 #[test]

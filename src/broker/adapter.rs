@@ -96,14 +96,14 @@ pub struct Adapter {
 
 /// A request's api key, version and correlation id.
 #[derive(Clone, Copy, Debug)]
-struct Head {
-    key: i16,
-    version: i16,
-    correlation_id: i32,
+pub(super) struct Head {
+    pub(super) key: i16,
+    pub(super) version: i16,
+    pub(super) correlation_id: i32,
 }
 
 impl Head {
-    fn of(frame: &[u8]) -> Option<Self> {
+    pub(super) fn of(frame: &[u8]) -> Option<Self> {
         let at = |i: usize| frame.get(i..i + 2).map(|b| i16::from_be_bytes([b[0], b[1]]));
         let correlation_id = frame.get(8..12).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))?;
         Some(Self { key: at(4)?, version: at(6)?, correlation_id })

@@ -20,7 +20,7 @@ use tokio::{
 };
 
 use super::{
-    adapter::Adapter,
+    adapter::{Adapter, Head},
     frontdoor::read_frame,
     sasl::{self, Exchange, Step, Users},
     tls::Tls,
@@ -76,13 +76,6 @@ impl Guard {
     }
 }
 
-/// A request's api key, version and correlation id.
-fn head(frame: &[u8]) -> Option<(i16, i16, i32)> {
-    let at = |i: usize| frame.get(i..i + 2).map(|b| i16::from_be_bytes([b[0], b[1]]));
-    let correlation = frame.get(8..12).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))?;
-    Some((at(4)?, at(6)?, correlation))
-}
-
 fn answer(body: Body, key: i16, version: i16, correlation_id: i32) -> Option<Vec<u8>> {
     Frame::response(Header::Response { correlation_id }, body, key, version).ok().map(|b| b.to_vec())
 }
@@ -124,7 +117,7 @@ async fn authenticate(
     let mut exchange: Option<Exchange> = None;
     loop {
         let request = read_frame(rx).await.ok()?;
-        let (key, version, correlation) = head(&request)?;
+        let Head { key, version, correlation_id: correlation } = Head::of(&request)?;
         let reply = match key {
             API_VERSIONS => {
                 let response = match adapter {

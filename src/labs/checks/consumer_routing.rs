@@ -56,11 +56,7 @@ pub async fn check(env: &Env, id: &str, topic: &str) -> Checked {
     let result = async {
         producer::produce(&env.conn, &ProduceOptions { idempotent: false, ..Default::default() }, records, |_| {})
             .await?;
-        let vars = [
-            ("CHINOOK_TOPIC", scratch.names[0].clone()),
-            ("CHINOOK_GROUP", group.clone()),
-            ("CHINOOK_DLQ_TOPIC", scratch.names[1].clone()),
-        ];
+        let vars = evidence::consumer_vars(&scratch, &group);
         let mut running = vec![env.start(id, Role::Consumer, 1, &vars)?];
         let topic = &scratch.names[0];
         let progress =

@@ -1,5 +1,7 @@
 //! What checks read back from the broker: a group's progress on a topic,
-//! waited for with a deadline while the student's programs run.
+//! waited for with a deadline while the student's programs run; and what the
+//! consumer checks share: the contract variables on scratch topics, and a
+//! burst of events spread over the partitions.
 
 use std::time::Duration;
 
@@ -10,6 +12,31 @@ use crate::{
     kafka::{Connection, groups},
     labs::programs::Running,
 };
+
+/// A consumer's contract variables: `scratch`'s first topic to read, its
+/// second as the dead-letter topic, and `group`.
+pub fn consumer_vars(scratch: &crate::kafka::scratch::Scratch, group: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CHINOOK_TOPIC", scratch.names[0].clone()),
+        ("CHINOOK_GROUP", group.to_string()),
+        ("CHINOOK_DLQ_TOPIC", scratch.names[1].clone()),
+    ]
+}
+
+/// Publishes `count` customer-created events (customers 1..=count) to
+/// `topic`, spread over its `partitions` in turn.
+pub async fn publish_spread(conn: &Connection, topic: &str, partitions: i32, count: u32) -> Result<(), Failed> {
+    use crate::kafka::producer::{self, OutRecord, ProduceOptions};
+    let records: Vec<OutRecord> = (0..count as i64)
+        .map(|i| OutRecord {
+            partition: Some((i % i64::from(partitions)) as i32),
+            ..OutRecord::event(topic, &crate::events::created(i + 1))
+        })
+        .collect();
+    // Check data on a scratch topic: no producer id to wait for.
+    producer::produce(conn, &ProduceOptions { idempotent: false, ..Default::default() }, records, |_| {}).await?;
+    Ok(())
+}
 
 /// How far a group got on one topic.
 #[derive(Clone, Debug, Default)]

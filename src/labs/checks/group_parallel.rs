@@ -6,13 +6,7 @@
 use std::time::Duration;
 
 use super::{Checked, Env, Judged, Role, evidence};
-use crate::{
-    events,
-    kafka::{
-        producer::{self, OutRecord, ProduceOptions},
-        scratch::Scratch,
-    },
-};
+use crate::{events, kafka::scratch::Scratch};
 
 /// How long the members may take to join (a first `go run` compiles; the
 /// embedded broker holds each joining member for 3 s) and commit everything.
@@ -26,11 +20,7 @@ pub async fn check(env: &Env, id: &str, topic: &str, members: u32, count: u32) -
     let scratch = Scratch::create(&env.conn, "check.parallel", &[("", partitions), (".dlq", 1)]).await?;
     let group = events::new_id("chinook-check-group");
     let result = async {
-        let vars = [
-            ("CHINOOK_TOPIC", scratch.names[0].clone()),
-            ("CHINOOK_GROUP", group.clone()),
-            ("CHINOOK_DLQ_TOPIC", scratch.names[1].clone()),
-        ];
+        let vars = evidence::consumer_vars(&scratch, &group);
         let mut running = Vec::new();
         for n in 1..=members as usize {
             running.push(env.start(id, Role::Consumer, n, &vars)?);
@@ -38,15 +28,7 @@ pub async fn check(env: &Env, id: &str, topic: &str, members: u32, count: u32) -
         // Published at once: a member that joins late still finds work after the rebalance.
         // (tansu shows a group's members only once it has committed something, so
         // membership is judged at the end, not waited for first.)
-        let records: Vec<OutRecord> = (0..count as i64)
-            .map(|i| OutRecord {
-                partition: Some((i % i64::from(partitions)) as i32),
-                ..OutRecord::event(&scratch.names[0], &events::created(i + 1))
-            })
-            .collect();
-        // Check data on a scratch topic: no producer id to wait for.
-        producer::produce(&env.conn, &ProduceOptions { idempotent: false, ..Default::default() }, records, |_| {})
-            .await?;
+        evidence::publish_spread(&env.conn, &scratch.names[0], partitions, count).await?;
         let all_in = |p: &evidence::Progress| p.done() && p.most_members >= members as usize;
         let progress = evidence::watch_group(
             &env.conn,

@@ -10,10 +10,7 @@ use tokio::time::Instant;
 use super::{Checked, Env, Judged, Role, evidence};
 use crate::{
     events,
-    kafka::{
-        producer::{self, OutRecord, ProduceOptions},
-        scratch::Scratch,
-    },
+    kafka::scratch::Scratch,
     monitor::{self, History, status::Status},
 };
 
@@ -28,20 +25,9 @@ pub async fn check(env: &Env, id: &str, topic: &str, count: u32) -> Checked {
     let scratch = Scratch::create(&env.conn, "check.lag", &[("", partitions), (".dlq", 1)]).await?;
     let group = events::new_id("chinook-check-lag");
     let result = async {
-        let vars = [
-            ("CHINOOK_TOPIC", scratch.names[0].clone()),
-            ("CHINOOK_GROUP", group.clone()),
-            ("CHINOOK_DLQ_TOPIC", scratch.names[1].clone()),
-        ];
+        let vars = evidence::consumer_vars(&scratch, &group);
         let mut running = vec![env.start(id, Role::Consumer, 1, &vars)?];
-        let records: Vec<OutRecord> = (0..count as i64)
-            .map(|i| OutRecord {
-                partition: Some((i % i64::from(partitions)) as i32),
-                ..OutRecord::event(&scratch.names[0], &events::created(i + 1))
-            })
-            .collect();
-        producer::produce(&env.conn, &ProduceOptions { idempotent: false, ..Default::default() }, records, |_| {})
-            .await?;
+        evidence::publish_spread(&env.conn, &scratch.names[0], partitions, count).await?;
         let burst_done = Instant::now();
         let progress = evidence::watch_group(
             &env.conn,

@@ -98,12 +98,8 @@ pub async fn check(env: &Env, id: &str, topic: &str) -> Checked {
     let group = events::new_id("chinook-check-metrics");
     let addr = free_addr()?;
     let result = async {
-        let vars = [
-            ("CHINOOK_TOPIC", scratch.names[0].clone()),
-            ("CHINOOK_GROUP", group.clone()),
-            ("CHINOOK_DLQ_TOPIC", scratch.names[1].clone()),
-            ("CHINOOK_METRICS_ADDR", addr.clone()),
-        ];
+        let mut vars = evidence::consumer_vars(&scratch, &group);
+        vars.push(("CHINOOK_METRICS_ADDR", addr.clone()));
         let mut running = vec![env.start(id, Role::Consumer, 1, &vars)?];
         let deadline = Instant::now() + LIMIT;
         let options = ProduceOptions { idempotent: false, ..Default::default() };
