@@ -23,6 +23,7 @@ pub mod import;
 pub mod kafka;
 pub mod labs;
 pub mod monitor;
+pub mod registry;
 pub mod saga;
 pub mod sourcing;
 pub mod streams;

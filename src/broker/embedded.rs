@@ -47,7 +47,8 @@ pub fn write_registry(dir: &Path) -> Result<(), BrokerError> {
     let schemas = Schemas::builtin();
     std::fs::create_dir_all(dir).map_err(|e| BrokerError::io(dir, e))?;
     for topic in crate::labs::topic_plan() {
-        if let Some(type_name) = &topic.value_type {
+        // Framed topics are validated by the registry (`framed.rs`), not by tansu.
+        if let Some(type_name) = topic.value_type.as_ref().filter(|_| !topic.framed) {
             let desc = schemas.message(type_name).map_err(|e| BrokerError::Io {
                 what: format!("schema of topic {}", topic.name),
                 reason: e.to_string(),
@@ -73,6 +74,7 @@ pub async fn start(
     registry: Option<&Path>,
     corrected: bool,
     guard: super::guard::Guard,
+    framed: Option<super::framed::Framed>,
 ) -> Result<Embedded, BrokerError> {
     let fail =
         |what: &str, e: &dyn std::fmt::Display| BrokerError::Io { what: what.to_string(), reason: e.to_string() };
@@ -105,7 +107,7 @@ pub async fn start(
         Uuid::from_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
     let urls = (url(internal), url(advertised));
     let (failed, mut tasks, adapter) = if corrected {
-        let storage = Corrected::new(container);
+        let storage = Corrected::new(container).with_framed(framed);
         let (failed, task) = spawn_broker(storage.clone(), urls, incarnation)?;
         let expiry = tokio::spawn(expire_transactions(storage.clone()));
         (failed, vec![task, expiry], Some(Adapter::new(Arc::new(storage))))

@@ -70,6 +70,28 @@ struct Shared {
     trip: Mutex<Option<Duration>>,
     /// Outages started that way.
     tripped: AtomicU64,
+    /// Produce requests passed on by a private door: their bytes, and when
+    /// the first and the last went by.
+    produced: Mutex<ProduceTraffic>,
+}
+
+/// What a private door saw of its clients' Produce requests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProduceTraffic {
+    pub requests: u64,
+    pub bytes: u64,
+    pub first: Option<Instant>,
+    pub last: Option<Instant>,
+}
+
+impl ProduceTraffic {
+    /// Time from the first Produce request to the last.
+    pub fn span(&self) -> Duration {
+        match (self.first, self.last) {
+            (Some(a), Some(b)) => b - a,
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// What the front door is doing now.
@@ -131,6 +153,7 @@ impl FrontDoor {
             connections: AtomicU64::new(0),
             trip: Mutex::new(None),
             tripped: AtomicU64::new(0),
+            produced: Mutex::default(),
         });
         tokio::spawn(accept_loop(shared.clone(), listener));
         Ok(Self { shared })
@@ -167,6 +190,10 @@ impl FrontDoor {
     }
 
     /// How many armed cuts happened.
+    pub fn produce_traffic(&self) -> ProduceTraffic {
+        *self.shared.produced.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn cuts(&self) -> u64 {
         self.shared.tripped.load(Ordering::Relaxed)
     }
@@ -427,6 +454,14 @@ mod advertise {
                 // After the size: api key, api version, correlation id.
                 if frame.len() >= 12 && be_i16(&frame[4..]) == METADATA {
                     pending.lock().unwrap_or_else(|p| p.into_inner()).insert(be_i32(&frame[8..]), be_i16(&frame[6..]));
+                }
+                if frame.len() >= 6 && be_i16(&frame[4..]) == PRODUCE {
+                    let mut t = shared.produced.lock().unwrap_or_else(|p| p.into_inner());
+                    let now = tokio::time::Instant::now();
+                    t.requests += 1;
+                    t.bytes += frame.len() as u64;
+                    t.first.get_or_insert(now);
+                    t.last = Some(now);
                 }
                 if broker_tx.write_all(&frame).await.is_err() {
                     break;

@@ -9,6 +9,8 @@ pub mod context;
 pub mod control;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+#[cfg(feature = "embedded")]
+pub mod framed;
 pub mod frontdoor;
 #[cfg(feature = "embedded")]
 pub mod groups;
@@ -154,6 +156,10 @@ impl Paths {
     pub fn schemas(&self) -> PathBuf {
         self.dir.join("schemas")
     }
+    /// The schema registry's subjects, versions and schemas.
+    pub fn registry(&self) -> PathBuf {
+        self.dir.join("registry.json")
+    }
     /// The CA certificate a TLS front door's certificate is signed by.
     pub fn tls_ca(&self) -> PathBuf {
         self.dir.join("tls-ca.pem")
@@ -187,6 +193,9 @@ pub struct State {
     /// The users file, when it requires SASL (the path only: passwords stay in the file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<PathBuf>,
+    /// The schema registry (Confluent's REST API), when it serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<SocketAddr>,
 }
 
 impl State {

@@ -26,6 +26,19 @@ pub struct Options {
     pub tls: bool,
     /// Require SASL (PLAIN, SCRAM-SHA-256/512) from the users in this file.
     pub users: Option<PathBuf>,
+    /// Where the schema registry listens (embedded engine).
+    pub registry: RegistryPort,
+}
+
+/// The schema registry's port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryPort {
+    /// 8081, or a free port when 8081 is taken (said in the log).
+    Default,
+    /// This port, or fail.
+    Port(u16),
+    /// No registry.
+    Off,
 }
 
 impl Default for Options {
@@ -37,6 +50,7 @@ impl Default for Options {
             schemas: true,
             tls: false,
             users: None,
+            registry: RegistryPort::Default,
         }
     }
 }
@@ -67,7 +81,7 @@ pub async fn serve(options: &Options, paths: &Paths, on_ready: impl FnOnce(&Stat
     let door_listener = bind(options.host, options.port).await?;
     let advertised =
         door_listener.local_addr().map_err(|e| BrokerError::Io { what: "front door".into(), reason: e.to_string() })?;
-    let (engine, internal, door) = start_engine(options, paths, door_listener, advertised, guard).await?;
+    let (engine, internal, door, registry) = start_engine(options, paths, door_listener, advertised, guard).await?;
     let control_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|e| BrokerError::Io { what: "control endpoint".into(), reason: e.to_string() })?;
@@ -85,6 +99,7 @@ pub async fn serve(options: &Options, paths: &Paths, on_ready: impl FnOnce(&Stat
         schema_enforcement: options.schemas,
         tls_ca: options.tls.then(|| paths.tls_ca()),
         users: options.users.as_ref().map(|u| std::path::absolute(u).unwrap_or_else(|_| u.clone())),
+        registry: registry.map(super::client_address),
     };
     let (stop_tx, mut stop_rx) = mpsc::channel(1);
     tokio::spawn(control::serve(control_listener, door, std::time::Instant::now(), stop_tx));
@@ -161,7 +176,7 @@ async fn start_engine(
     door: TcpListener,
     advertised: SocketAddr,
     guard: Guard,
-) -> Result<(Running, SocketAddr, FrontDoor), BrokerError> {
+) -> Result<(Running, SocketAddr, FrontDoor, Option<SocketAddr>), BrokerError> {
     match options.engine {
         #[cfg(feature = "embedded")]
         Engine::Embedded => {
@@ -171,9 +186,16 @@ async fn start_engine(
             } else {
                 None
             };
-            let embedded = super::embedded::start(door, registry.as_deref(), true, guard).await?;
+            let (framed, registry_addr) = match options.registry {
+                RegistryPort::Off => (None, None),
+                port => {
+                    let (registry, addr) = start_registry(options.host, port, paths).await?;
+                    (Some(super::framed::Framed::lab(registry)), Some(addr))
+                }
+            };
+            let embedded = super::embedded::start(door, registry.as_deref(), true, guard, framed).await?;
             let (internal, front) = (embedded.internal, embedded.door.clone());
-            Ok((Running::Embedded(embedded), internal, front))
+            Ok((Running::Embedded(embedded), internal, front, registry_addr))
         }
         #[cfg(not(feature = "embedded"))]
         Engine::Embedded => Err(BrokerError::NoEmbedded),
@@ -199,13 +221,40 @@ async fn start_engine(
             }
             let front = FrontDoor::start(door, internal, guard)
                 .map_err(|e| BrokerError::Io { what: "front door".into(), reason: e.to_string() })?;
-            Ok((Running::Child(child), internal, front))
+            Ok((Running::Child(child), internal, front, None))
         }
         Engine::External => Err(BrokerError::Unsupported {
             feature: "`broker start`".into(),
             engine: "external: it is already running; pass --brokers to every command".into(),
         }),
     }
+}
+
+/// Opens the registry (kept in `.chinook/broker/registry.json`), preloads
+/// the lab schemas and serves it on `port` of `host`.
+#[cfg(feature = "embedded")]
+async fn start_registry(
+    host: IpAddr,
+    port: RegistryPort,
+    paths: &Paths,
+) -> Result<(crate::registry::Registry, SocketAddr), BrokerError> {
+    use crate::registry::{DEFAULT_PORT, Registry, http};
+    let fail = |reason: String| BrokerError::Io { what: "the schema registry".into(), reason };
+    let registry = Registry::open(paths.registry()).map_err(|e| fail(e.message))?;
+    registry.preload().map_err(|e| fail(e.message))?;
+    let listener = match port {
+        RegistryPort::Port(p) => bind(host, p).await?,
+        _ => match http::bind(host, DEFAULT_PORT).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("schema registry: port {DEFAULT_PORT} is not free ({e}); serving it on a free port instead");
+                bind(host, 0).await?
+            }
+        },
+    };
+    let addr = listener.local_addr().map_err(|e| fail(e.to_string()))?;
+    tokio::spawn(http::serve(listener, registry.clone()));
+    Ok((registry, addr))
 }
 
 fn free_loopback_port() -> Result<SocketAddr, BrokerError> {
@@ -275,6 +324,11 @@ pub async fn start_detached(options: &Options, paths: &Paths) -> Result<Started,
         // The broker process starts in this directory too, but an absolute path reads better in `ps`.
         let users = std::path::absolute(users).unwrap_or_else(|_| users.clone());
         args.extend(["--users".into(), users.display().to_string()]);
+    }
+    match options.registry {
+        RegistryPort::Default => {}
+        RegistryPort::Port(p) => args.extend(["--registry-port".into(), p.to_string()]),
+        RegistryPort::Off => args.push("--no-registry".into()),
     }
     let mut command = std::process::Command::new(exe);
     command.args(&args).stdin(Stdio::null()).stdout(log).stderr(log_err).env("NO_COLOR", "1");

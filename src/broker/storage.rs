@@ -76,11 +76,18 @@ pub struct Corrected<S> {
     index: Arc<Mutex<Index>>,
     pub(super) txns: Arc<Mutex<Ledger>>,
     pub(super) groups: Arc<Mutex<Written>>,
+    /// The framed topics and their registry, when the broker serves one.
+    framed: Option<super::framed::Framed>,
 }
 
 impl<S: Storage> Corrected<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, index: Arc::default(), txns: Arc::default(), groups: Arc::default() }
+        Self { inner, index: Arc::default(), txns: Arc::default(), groups: Arc::default(), framed: None }
+    }
+
+    /// Refuses values of framed topics that the registry cannot vouch for.
+    pub fn with_framed(self, framed: Option<super::framed::Framed>) -> Self {
+        Self { framed, ..self }
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -124,6 +131,10 @@ impl<S: Storage> Corrected<S> {
 #[async_trait]
 impl<S: Storage> Storage for Corrected<S> {
     async fn produce(&self, transaction_id: Option<&str>, topition: &Topition, batch: deflated::Batch) -> Result<i64> {
+        if let Some(why) = self.framed.as_ref().and_then(|f| f.refuse(topition.topic(), &batch)) {
+            eprintln!("refused a batch for framed topic {}: {why}", topition.topic());
+            return Err(tansu_storage::Error::Api(ErrorCode::InvalidRecord));
+        }
         let info = BatchInfo { last_offset_delta: batch.last_offset_delta, max_timestamp: batch.max_timestamp };
         let txn = (batch.is_transactional() && !batch.is_control())
             .then_some((batch.producer_id, batch.producer_epoch))

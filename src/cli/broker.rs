@@ -83,6 +83,13 @@ pub struct RunArgs {
     /// `user,password` per line.
     #[arg(long, value_name = "FILE")]
     pub users: Option<std::path::PathBuf>,
+    /// The schema registry's port (Confluent's REST API; default 8081, or a free port when
+    /// 8081 is taken). The embedded engine only.
+    #[arg(long, value_name = "PORT", conflicts_with = "no_registry")]
+    pub registry_port: Option<u16>,
+    /// Serve no schema registry.
+    #[arg(long)]
+    pub no_registry: bool,
 }
 
 impl RunArgs {
@@ -94,6 +101,11 @@ impl RunArgs {
             schemas: !self.no_schemas,
             tls: self.tls,
             users: self.users.clone(),
+            registry: match (self.no_registry, self.registry_port) {
+                (true, _) => process::RegistryPort::Off,
+                (false, Some(p)) => process::RegistryPort::Port(p),
+                (false, None) => process::RegistryPort::Default,
+            },
         }
     }
 }
@@ -154,6 +166,9 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
                 let s = &started.state;
                 if started.fresh {
                     let mut text = format!("broker ready at {} in {} ms ({}, pid {})\n  use it with: --brokers {}   ·   stop it with: chinook broker stop", s.bootstrap, started.ready_ms, s.engine, s.pid, s.bootstrap);
+                    if let Some(r) = s.registry {
+                        text += &format!("\n  schema registry: http://{r} (Confluent's REST API; chinook produce/consume --schema-registry use it)");
+                    }
                     text += &security_card(s);
                     text
                 } else {
@@ -232,6 +247,8 @@ struct Status {
     #[serde(skip_serializing_if = "Option::is_none")]
     front_door: Option<DoorState>,
     schema_enforcement: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_registry: Option<String>,
     topics: Vec<TopicInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -257,6 +274,7 @@ async fn status(conn: ConnectionArgs, ui: Ui) -> Outcome {
         uptime_ms,
         front_door,
         schema_enforcement: managed.map(|s| s.schema_enforcement),
+        schema_registry: managed.and_then(|s| s.registry).map(|r| format!("http://{r}")),
         error: topics.as_ref().err().map(|e| e.to_string()),
         topics: topics.as_ref().map(Clone::clone).unwrap_or_default(),
     };
@@ -283,6 +301,9 @@ fn human_status(s: &Status) -> String {
             "  schemas      {}\n",
             if enforced { "enforced (customer_events, customer_commands)" } else { "off: any bytes are accepted" }
         );
+    }
+    if let Some(r) = &s.schema_registry {
+        out += &format!("  registry     {r}\n");
     }
     if let Some(d) = s.front_door {
         let state = if d.outage_left_ms > 0 { format!("DOWN for {} more ms", d.outage_left_ms) } else { "up".into() };

@@ -83,6 +83,8 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
+    pub registry: super::RegistryArgs,
+    #[command(flatten)]
     pub conn: ConnectionArgs,
 }
 
@@ -95,7 +97,9 @@ struct Line<'a> {
 }
 
 pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
-    let conn = args.conn.context()?.conn;
+    let ctx = args.conn.context()?;
+    let registry = args.registry.client(ctx.managed.as_ref());
+    let conn = ctx.conn;
     let options = ConsumeOptions {
         group: args.group.clone(),
         topics: args.topic.clone(),
@@ -112,7 +116,7 @@ pub async fn run(args: ConsumeArgs, ui: Ui) -> Outcome {
         stop: Some(super::stop_on(&[tokio::signal::unix::SignalKind::terminate()])?),
         dedupe: args.dedupe.then(|| std::path::PathBuf::from(".chinook").join("dedupe")),
     };
-    let decoders = Decoders::lab(args.type_name.as_deref())?;
+    let decoders = Decoders::lab(args.type_name.as_deref())?.with_registry(registry);
     let counters = Counters::default();
     let served = match args.metrics {
         Some(addr) => Some(serve_metrics(addr, &conn, &args.group, &counters, &ui).await?),

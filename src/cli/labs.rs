@@ -70,16 +70,20 @@ pub struct ProgramFlags {
     /// The command that runs your windowed aggregator (lab 4).
     #[arg(long)]
     pub aggregator: Option<String>,
+    /// The command your CI runs to catch breaking schema changes (lab 3).
+    #[arg(long)]
+    pub schema_check: Option<String>,
 }
 
 impl ProgramFlags {
-    fn by_role(&self) -> [(Role, Option<String>); 5] {
+    fn by_role(&self) -> [(Role, Option<String>); 6] {
         [
             (Role::Producer, self.producer.clone()),
             (Role::Consumer, self.consumer.clone()),
             (Role::Projector, self.projector.clone()),
             (Role::Orchestrator, self.orchestrator.clone()),
             (Role::Aggregator, self.aggregator.clone()),
+            (Role::SchemaCheck, self.schema_check.clone()),
         ]
     }
 }

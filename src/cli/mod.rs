@@ -174,6 +174,38 @@ pub struct ConnectionArgs {
     pub ca_cert: Option<std::path::PathBuf>,
 }
 
+/// Where a Confluent-compatible schema registry is, for framed values.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RegistryArgs {
+    /// Confluent-framed values through a schema registry: its URL, or no value for the one the
+    /// managed broker serves (else http://localhost:8081).
+    #[arg(long, env = "CHINOOK_SCHEMA_REGISTRY", value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub schema_registry: Option<String>,
+}
+
+impl RegistryArgs {
+    /// The registry client, when one was asked for.
+    pub fn client(&self, managed: Option<&crate::broker::State>) -> Option<crate::registry::client::Client> {
+        let url = self.schema_registry.as_deref()?;
+        let url = match (url.trim(), managed.and_then(|s| s.registry)) {
+            ("", Some(addr)) => format!("http://{addr}"),
+            ("", None) => format!("http://localhost:{}", crate::registry::DEFAULT_PORT),
+            (given, _) => given.to_string(),
+        };
+        Some(crate::registry::client::Client::new(&url))
+    }
+}
+
+impl From<crate::registry::client::ClientError> for Failure {
+    fn from(e: crate::registry::client::ClientError) -> Self {
+        let code = match &e {
+            crate::registry::client::ClientError::Unreachable { .. } => exit::UNAVAILABLE,
+            _ => exit::FAILED,
+        };
+        Self::new(code, e)
+    }
+}
+
 impl ConnectionArgs {
     /// Resolves, once per command, where it works (see [`Context`]): the
     /// profile first, then the flags and environment over it.

@@ -175,6 +175,8 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub no_idempotence: bool,
     #[command(flatten)]
+    pub registry: super::RegistryArgs,
+    #[command(flatten)]
     pub conn: ConnectionArgs,
 }
 
@@ -221,7 +223,9 @@ struct NotAcked {
 struct ExpectVersionUsage(&'static str);
 
 pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
-    let conn = args.conn.context()?.conn;
+    let ctx = args.conn.context()?;
+    let registry = args.registry.client(ctx.managed.as_ref());
+    let conn = ctx.conn;
     if let Some(expected) = args.expect_version {
         return append_expecting(&args, &conn, expected, ui).await;
     }
@@ -237,6 +241,23 @@ pub async fn run(args: ProduceArgs, ui: Ui) -> Outcome {
             (Box::new(records.into_iter()), count)
         }
         None => (build(&args, &conn).await?, args.count),
+    };
+    let records: Records<'_> = match registry {
+        Some(client) => {
+            let (topic, type_name) = framed_target(&args);
+            let header = client.register_builtin(&topic, &type_name).await?;
+            ui.note(format!(
+                "values framed for the registry at {}: schema id {}, message {type_name} (subject {})",
+                client.url(),
+                header.schema_id,
+                crate::registry::value_subject(&topic)
+            ));
+            Box::new(records.map(move |mut r| {
+                r.value = crate::registry::client::frame(&header, &r.value);
+                r
+            }))
+        }
+        None => records,
     };
     if args.dry_run {
         print_dry_run(records, &decoders);
@@ -392,6 +413,19 @@ fn facts(args: &ProduceArgs, id: i64) -> Facts {
 /// The customer ids of `--count` records, in order.
 fn ids(args: &ProduceArgs) -> impl Iterator<Item = i64> + Send + '_ {
     (0..args.count as i64).map(|i| if args.ids == Ids::Spread { args.id + i } else { args.id })
+}
+
+/// The topic the records go to and the message type their values are, for
+/// the Confluent header.
+fn framed_target(args: &ProduceArgs) -> (String, String) {
+    let commands = args.what.is_some_and(|w| w.kind().is_err());
+    let topic = args.topic.clone().unwrap_or_else(|| (if commands { COMMANDS } else { EVENTS }).to_string());
+    let planned = crate::labs::topic_plan().into_iter().find(|p| p.name == topic).and_then(|p| p.value_type);
+    let type_name =
+        args.type_name.clone().or(planned).unwrap_or_else(|| {
+            (if commands { crate::codec::COMMAND_TYPE } else { crate::codec::EVENT_TYPE }).to_string()
+        });
+    (topic, type_name)
 }
 
 /// The events or commands for WHAT, built lazily. Versions of events other than

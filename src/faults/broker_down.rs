@@ -142,6 +142,10 @@ impl BrokerDown {
                 schemas: state.schema_enforcement,
                 tls: state.tls_ca.is_some(),
                 users: state.users.clone(),
+                registry: match state.registry {
+                    Some(addr) => process::RegistryPort::Port(addr.port()),
+                    None => process::RegistryPort::Off,
+                },
             };
             process::start_detached(&restart, paths).await?;
         } else {

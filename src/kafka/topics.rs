@@ -28,12 +28,16 @@ pub struct TopicPlan {
     #[serde(rename = "schema", default)]
     pub value_type: Option<String>,
     pub purpose: String,
+    /// Values carry the Confluent header (schema id, message indexes) and
+    /// are validated against the schema registry instead of the raw type.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub framed: bool,
 }
 
 impl TopicPlan {
     /// A topic of `partitions` that accepts any bytes.
     pub fn plain(name: impl Into<String>, partitions: i32, purpose: &str) -> Self {
-        Self { name: name.into(), partitions, value_type: None, purpose: purpose.into() }
+        Self { name: name.into(), partitions, value_type: None, purpose: purpose.into(), framed: false }
     }
 }
 

@@ -17,17 +17,20 @@ use super::LabError;
 
 /// A part the student writes.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     Producer,
     Consumer,
     Projector,
     Orchestrator,
     Aggregator,
+    /// The schema check a student's CI runs (lab 3).
+    SchemaCheck,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Producer, Role::Consumer, Role::Projector, Role::Orchestrator, Role::Aggregator];
+    pub const ALL: [Role; 6] =
+        [Role::Producer, Role::Consumer, Role::Projector, Role::Orchestrator, Role::Aggregator, Role::SchemaCheck];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +39,7 @@ impl Role {
             Role::Projector => "projector",
             Role::Orchestrator => "orchestrator",
             Role::Aggregator => "aggregator",
+            Role::SchemaCheck => "schema_check",
         }
     }
 }
@@ -52,7 +56,7 @@ pub enum Source {
 
 /// The environment variables of the contract: name, what it holds, and the
 /// roles it is set for (empty: every role).
-pub const CONTRACT_VARIABLES: [(&str, &str, &[Role]); 14] = [
+pub const CONTRACT_VARIABLES: [(&str, &str, &[Role]); 18] = [
     ("CHINOOK_BROKERS", "bootstrap address of the broker to use (host:port)", &[]),
     (
         "CHINOOK_TOPIC",
@@ -75,6 +79,14 @@ pub const CONTRACT_VARIABLES: [(&str, &str, &[Role]); 14] = [
     ("CHINOOK_OUTPUT_TOPIC", "where to publish each closed window's events.v1.WindowResult", &[Role::Aggregator]),
     ("CHINOOK_WINDOW_MS", "the size of the tumbling windows, in milliseconds", &[Role::Aggregator]),
     ("CHINOOK_GRACE_MS", "how late a record may be and still count, in milliseconds", &[Role::Aggregator]),
+    ("CHINOOK_TUNED", "1 when the producer must use its tuned settings", &[Role::Producer]),
+    (
+        "CHINOOK_SCHEMA_REGISTRY",
+        "when set, the schema registry's URL: values are Confluent-framed",
+        &[Role::Producer, Role::Consumer],
+    ),
+    ("CHINOOK_OLD_PROTO", "the directory of the deployed .proto files", &[Role::SchemaCheck]),
+    ("CHINOOK_NEW_PROTO", "the directory of the changed .proto files", &[Role::SchemaCheck]),
 ];
 
 /// The contract's variables of `lab`: every role's, and those of the roles

@@ -77,7 +77,7 @@ fn spawn_broker(corrected: bool) -> TestBroker {
             chinook::broker::embedded::write_registry(&dir).unwrap();
             let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let running =
-                chinook::broker::embedded::start(door, Some(&dir), corrected, Default::default()).await.unwrap();
+                chinook::broker::embedded::start(door, Some(&dir), corrected, Default::default(), None).await.unwrap();
             tx.send(TestBroker { bootstrap: running.bootstrap().to_string(), door: running.door.clone() }).unwrap();
             std::future::pending::<()>().await;
         });

@@ -273,14 +273,17 @@ pub async fn consume(
             Err(e) => return Err(KafkaError::request("consuming", e)),
         };
         summary.consumed += 1;
-        let json = to_json(&m, decoders);
-        let id = dedupe.as_ref().and_then(|_| super::records::record_id(m.payload().unwrap_or_default()));
+        let unframed = decoders.unframe(m.topic(), m.payload().unwrap_or_default()).await;
+        let json = processing::to_json_from(&m, unframed.start, decoders);
+        let id = dedupe.as_ref().and_then(|_| {
+            super::records::record_id(m.payload().unwrap_or_default().get(unframed.start..).unwrap_or_default())
+        });
         let outcome = match (&dedupe, id.clone()) {
             (Some(d), Some(id)) if d.seen(&id) => {
                 summary.duplicates += 1;
                 Outcome::Duplicate { id }
             }
-            _ => process(&m, &json, decoders.get(m.topic()), options, &mut summary, dlq.as_ref()).await?,
+            _ => process(&m, (&json, unframed), decoders.get(m.topic()), options, &mut summary, dlq.as_ref()).await?,
         };
         on_event(Event::Record(&Received { message: &m, json }, &outcome));
         // Handled, and its output out: remembered before the offset is stored.

@@ -70,11 +70,51 @@ pub enum Outcome {
 pub struct Decoders {
     by_topic: HashMap<String, Transcoder>,
     every_topic: Option<Transcoder>,
+    /// Where Confluent-framed values' schema ids are resolved.
+    registry: Option<crate::registry::client::Client>,
+}
+
+/// A value with its Confluent header read: where the payload starts, and why
+/// it cannot be processed when the registry does not vouch for it.
+pub struct Unframed {
+    pub start: usize,
+    pub error: Option<String>,
 }
 
 impl Decoders {
     pub fn new(by_topic: HashMap<String, Transcoder>, every_topic: Option<Transcoder>) -> Self {
-        Self { by_topic, every_topic }
+        Self { by_topic, every_topic, registry: None }
+    }
+
+    /// Resolves framed values' schema ids through `registry`.
+    pub fn with_registry(self, registry: Option<crate::registry::client::Client>) -> Self {
+        Self { registry, ..self }
+    }
+
+    /// Reads a value's Confluent header, when values are framed (a registry
+    /// is given): the writer's schema must be known to the registry and be
+    /// the type this consumer reads (a newer version of it is fine: the
+    /// payload is read with the reader's type, unknown fields kept).
+    pub async fn unframe(&self, topic: &str, value: &[u8]) -> Unframed {
+        let Some(client) = &self.registry else { return Unframed { start: 0, error: None } };
+        let header = match crate::codec::framing::strip_confluent(value) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Unframed { start: 0, error: None },
+            Err(e) => return Unframed { start: 0, error: Some(e.to_string()) },
+        };
+        let (schema, start) = header;
+        let error = match client.message(&schema).await {
+            Err(e) => Some(format!("schema id {}: {e}", schema.schema_id)),
+            Ok(writer) => match self.get(topic).map(|t| t.descriptor().full_name().to_string()) {
+                Some(reader) if reader != writer.full_name() => Some(format!(
+                    "written as {} (schema id {}), but this consumer reads {reader}",
+                    writer.full_name(),
+                    schema.schema_id
+                )),
+                _ => None,
+            },
+        };
+        Unframed { start, error }
     }
 
     /// The lab plan's type for each lab topic, or `every_topic` for all topics.
@@ -144,11 +184,16 @@ fn fails(rule: &Option<FailRule>, seen: u64, key: &Option<Bytes>, payload: &[u8]
 
 /// Turns a message into its JSON form, decoding the value with the topic's decoder.
 pub fn to_json(m: &BorrowedMessage<'_>, decoders: &Decoders) -> RecordJson {
+    to_json_from(m, 0, decoders)
+}
+
+/// [`to_json`] of a value whose payload starts at `start` (after a Confluent header).
+pub fn to_json_from(m: &BorrowedMessage<'_>, start: usize, decoders: &Decoders) -> RecordJson {
     let headers = m
         .headers()
         .map(|hs| hs.iter().map(|h| (h.key.to_string(), Bytes::from_slice(h.value.unwrap_or_default()))).collect())
         .unwrap_or_default();
-    let payload = m.payload().unwrap_or_default();
+    let payload = m.payload().unwrap_or_default().get(start..).unwrap_or_default();
     let (value, value_bytes, error) = match decoders.get(m.topic()) {
         Some(t) => {
             let mut text = Vec::with_capacity(payload.len() * 3);
@@ -177,14 +222,18 @@ pub fn to_json(m: &BorrowedMessage<'_>, decoders: &Decoders) -> RecordJson {
 
 pub(super) async fn process(
     m: &BorrowedMessage<'_>,
-    json: &RecordJson,
+    (json, unframed): (&RecordJson, Unframed),
     decoder: Option<&Transcoder>,
     options: &ConsumeOptions,
     summary: &mut Summary,
     dlq: Option<&rdkafka::producer::FutureProducer>,
 ) -> Result<Outcome, KafkaError> {
-    let payload = m.payload().unwrap_or_default();
-    let outcome = match route_of(m.topic(), decoder, payload) {
+    let payload = m.payload().unwrap_or_default().get(unframed.start..).unwrap_or_default();
+    let routed = match unframed.error {
+        Some(reason) => Err(reason),
+        None => route_of(m.topic(), decoder, payload),
+    };
+    let outcome = match routed {
         Err(reason) => Outcome::DeadLettered { reason },
         Ok(None) => Outcome::Skipped { route: "unknown or unspecified type".into() },
         Ok(Some(route)) => {

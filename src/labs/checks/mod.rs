@@ -7,6 +7,7 @@
 //! configured is not attempted.
 
 mod aggregator;
+mod breaking;
 mod consumer_routing;
 mod evidence;
 mod group_parallel;
@@ -14,8 +15,11 @@ mod lag;
 mod metrics;
 mod producer_events;
 mod producer_outage;
+mod producer_tuned;
 mod projector;
+mod registry_evolution;
 mod saga;
+mod schema_change;
 mod setup;
 
 use std::path::PathBuf;
@@ -74,6 +78,15 @@ pub enum CheckSpec {
     /// The student's consumer serves metrics: processed and error counters that
     /// move with what is published, and a lag gauge.
     MetricsExposed { topic: String },
+    /// The student's producer, run with its defaults and then with
+    /// `CHINOOK_TUNED=1`: the tuned run sends `count` events in `margin_percent`
+    /// fewer bytes, or publishes them that much faster.
+    ProducerTuned { topic: String, count: u32, margin_percent: u32 },
+    /// The student's producer frames events through the schema registry, and
+    /// the consumer reads them before and after a compatible schema change.
+    RegistryEvolution { topic: String },
+    /// The student's schema check passes a compatible change and fails breaking ones.
+    BreakingCaught,
 }
 
 impl CheckSpec {
@@ -81,7 +94,12 @@ impl CheckSpec {
     pub fn needs(&self) -> Option<Role> {
         match self {
             CheckSpec::BrokerReachable | CheckSpec::TopicsPlanned => None,
-            CheckSpec::ProducerEvents { .. } | CheckSpec::ProducerOutage { .. } => Some(Role::Producer),
+            CheckSpec::ProducerEvents { .. } | CheckSpec::ProducerOutage { .. } | CheckSpec::ProducerTuned { .. } => {
+                Some(Role::Producer)
+            }
+            // It runs the producer too, and says so when there is none.
+            CheckSpec::RegistryEvolution { .. } => Some(Role::Consumer),
+            CheckSpec::BreakingCaught => Some(Role::SchemaCheck),
             CheckSpec::GroupParallel { .. }
             | CheckSpec::ConsumerRouting { .. }
             | CheckSpec::LagDrains { .. }
@@ -102,7 +120,8 @@ impl CheckSpec {
             | CheckSpec::SagaCompletes
             | CheckSpec::SagaCompensates
             | CheckSpec::SagaIds
-            | CheckSpec::SagaExactlyOnce => None,
+            | CheckSpec::SagaExactlyOnce
+            | CheckSpec::BreakingCaught => None,
             CheckSpec::ProjectorMatchesSource { topic } => Some(topic),
             CheckSpec::ProducerEvents { topic, .. }
             | CheckSpec::GroupParallel { topic, .. }
@@ -110,7 +129,9 @@ impl CheckSpec {
             | CheckSpec::ConsumerRouting { topic }
             | CheckSpec::AggregatorWindows { topic, .. }
             | CheckSpec::LagDrains { topic, .. }
-            | CheckSpec::MetricsExposed { topic } => Some(topic),
+            | CheckSpec::MetricsExposed { topic }
+            | CheckSpec::ProducerTuned { topic, .. }
+            | CheckSpec::RegistryEvolution { topic } => Some(topic),
         }
     }
 }
@@ -205,6 +226,11 @@ pub async fn run(spec: &CheckSpec, id: &str, env: &Env) -> Judged {
         CheckSpec::SagaCompensates => saga::check(env, id, saga::Kind::Compensates).await,
         CheckSpec::SagaIds => saga::check(env, id, saga::Kind::Ids).await,
         CheckSpec::SagaExactlyOnce => saga::check(env, id, saga::Kind::ExactlyOnce).await,
+        CheckSpec::ProducerTuned { topic, count, margin_percent } => {
+            producer_tuned::check(env, id, topic, *count, *margin_percent).await
+        }
+        CheckSpec::RegistryEvolution { topic } => registry_evolution::check(env, id, topic).await,
+        CheckSpec::BreakingCaught => breaking::check(env, id).await,
         CheckSpec::AggregatorWindows { topic, window_ms, grace_ms } => {
             aggregator::check(env, id, topic, *window_ms, *grace_ms).await
         }
