@@ -24,6 +24,7 @@ pub mod kafka;
 pub mod labs;
 pub mod monitor;
 pub mod saga;
+pub mod schema;
 pub mod sourcing;
 pub mod streams;
 pub mod ui;
