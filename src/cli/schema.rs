@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::Outcome;
 use crate::{
     exit,
-    schema::{self, Category, Direction, Mode, ProtoSet, SchemaError, Violation, rules},
+    schema::{self, Category, Direction, Mode, ProtoSet, SchemaError, Violation},
     ui::Ui,
 };
 
@@ -22,8 +22,7 @@ Examples:
   chinook schema check old.proto new.proto --rules wire-json
   chinook schema check proto-v1/ proto/ --mode full --format json
 
-Rules: wire (binary compatibility), wire-json (also proto3 JSON), file (also generated code;
-two C++/Java rules are not checked and are named when --rules file runs).
+Rules: wire (binary compatibility), wire-json (also proto3 JSON), file (also generated code).
 Modes: backward (default; NEW reads OLD's data, as `buf breaking NEW --against OLD`),
 forward (OLD reads NEW's data), full (both).
 Exit codes: 0 no breaking change · 1 breaking changes found · 2 usage · 3 a schema does not compile.
@@ -63,7 +62,7 @@ struct Finding {
 }
 
 fn position(v: &Finding) -> String {
-    if v.line == 0 { v.file.clone() } else { format!("{}:{}:{}", v.file, v.line, v.column) }
+    format!("{}:{}:{}", v.file, v.line, v.column)
 }
 
 fn human(findings: &[Finding], args: &CheckArgs) -> String {
@@ -92,12 +91,6 @@ pub fn run(cmd: SchemaCommand, ui: Ui) -> Outcome {
         SchemaCommand::Check(args) => {
             let old = ProtoSet::load(&args.old, "OLD")?;
             let new = ProtoSet::load(&args.new, "NEW")?;
-            if args.rules == Category::File {
-                ui.note(format!(
-                    "note: --rules file does not check {} (C++ and Java code-generation options)",
-                    rules::FILE_NOT_CHECKED.join(", ")
-                ));
-            }
             let mut findings = Vec::new();
             for &direction in args.mode.directions() {
                 let found: Vec<Violation> = schema::check_direction(&old, &new, args.rules, direction);

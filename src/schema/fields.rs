@@ -146,7 +146,11 @@ struct View {
     in_map_entry: bool,
     default: Option<(Default, String)>,
     jstype: i32,
+    /// `ctype`: 0 STRING (also when unset), 1 CORD, 2 STRING_PIECE.
+    ctype: i32,
     syntax: Syntax,
+    /// The file option `java_string_check_utf8`.
+    java_check_utf8: bool,
 }
 
 fn card(is_map: bool, cardinality: Cardinality, presence: bool) -> Card {
@@ -212,7 +216,9 @@ impl View {
             in_map_entry: parent.is_map_entry(),
             default: default_of(&kind, f.default_value(), can_default),
             jstype: proto.options.as_ref().map_or(0, |o| o.jstype.unwrap_or(0)),
+            ctype: proto.options.as_ref().map_or(0, |o| o.ctype.unwrap_or(0)),
             syntax: f.parent_file().syntax(),
+            java_check_utf8: java_check_utf8(&f.parent_file()),
         }
     }
 
@@ -235,7 +241,9 @@ impl View {
             in_map_entry: false,
             default: default_of(&kind, x.default_value(), can_default),
             jstype: proto.options.as_ref().map_or(0, |o| o.jstype.unwrap_or(0)),
+            ctype: proto.options.as_ref().map_or(0, |o| o.ctype.unwrap_or(0)),
             syntax: x.parent_file().syntax(),
+            java_check_utf8: java_check_utf8(&x.parent_file()),
         }
     }
 
@@ -254,6 +262,11 @@ impl View {
         sub(&self.path, if named_type(self.ty) { &[6] } else { &[5] })
     }
 
+    /// Java's check: VERIFY when the file asks for it, else the syntax's default.
+    fn java_utf8_validation(&self) -> Option<&'static str> {
+        (self.ty == Type::String).then_some(if self.java_check_utf8 { "VERIFY" } else { self.utf8_validation()? })
+    }
+
     fn utf8_validation(&self) -> Option<&'static str> {
         (self.ty == Type::String).then_some(if self.syntax == Syntax::Proto3 { "VERIFY" } else { "NONE" })
     }
@@ -263,6 +276,10 @@ impl View {
         let refs: Vec<&[i32]> = paths.iter().map(Vec::as_slice).collect();
         sink.add(rule, &self.file, &refs, message);
     }
+}
+
+fn java_check_utf8(file: &FileDescriptor) -> bool {
+    file.file_descriptor_proto().options.as_ref().is_some_and(|o| o.java_string_check_utf8())
 }
 
 /// Every message declared in `set`'s checked files, nested ones and map entries included.
@@ -344,6 +361,38 @@ fn pair(sink: &mut Sink, current: &ProtoSet, cur: &View, prev: &View) {
     {
         let msg = format!("{} changed UTF8 validation from {p} to {c}.", cur.describe());
         cur.add(sink, "FIELD_SAME_UTF8_VALIDATION", &[&[]], msg);
+    }
+    if let (Some(p), Some(c)) = (prev.java_utf8_validation(), cur.java_utf8_validation())
+        && p != c
+    {
+        let msg = format!("{} changed Java string UTF8 validation from \"{p}\" to \"{c}\".", cur.describe());
+        let file_option: &[i32] = &[8, 27];
+        let at = super::source::position(&cur.file, file_option).map(|_| file_option.to_vec()).unwrap_or_else(|| cur.path.clone());
+        sink.add("FIELD_SAME_JAVA_UTF8_VALIDATION", &cur.file, &[&at], msg);
+    }
+    cpp_string_type(sink, cur, prev);
+}
+
+/// C++ keeps strings as std::string, absl::Cord or StringPiece (`ctype`); changing it breaks generated code.
+fn cpp_string_type(sink: &mut Sink, cur: &View, prev: &View) {
+    let text = |t: Type| matches!(t, Type::String | Type::Bytes);
+    if (prev.in_map_entry && cur.in_map_entry) || !text(prev.ty) || !text(cur.ty) {
+        return;
+    }
+    let name = |c: i32| match c {
+        1 => "CORD",
+        2 => "STRING_PIECE",
+        _ => "STRING",
+    };
+    // STRING_PIECE was always treated as STRING: moving from it to STRING is fine.
+    if name(prev.ctype) != name(cur.ctype) && !(prev.ctype == 2 && name(cur.ctype) == "STRING") {
+        let msg = format!(
+            "{} changed C++ string type from \"{}\" to \"{}\".",
+            cur.describe(),
+            name(prev.ctype),
+            name(cur.ctype)
+        );
+        cur.add(sink, "FIELD_SAME_CPP_STRING_TYPE", &[&[8, 1], &[]], msg);
     }
 }
 

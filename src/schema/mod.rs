@@ -55,9 +55,9 @@ pub enum Direction {
 pub struct Violation {
     /// The file, relative to the directory given (or the file's own name).
     pub file: String,
-    /// 1-based; 0 when the element is gone and nothing near it is left to point at.
+    /// 1-based; 1 (with column 1) when the element is gone and nothing near it is left to point at.
     pub line: u32,
-    /// 1-based; 0 together with `line`.
+    /// 1-based.
     pub column: u32,
     /// buf's rule id, e.g. `FIELD_SAME_TYPE`.
     pub rule: &'static str,

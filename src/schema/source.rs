@@ -37,19 +37,19 @@ impl Sink {
     }
 
     /// Records a finding in `file` at the first of `paths` that has a position
-    /// (line 0 when none has).
+    /// (the file's first line, as buf does, when none has).
     pub fn add(&mut self, rule: &'static str, file: &FileDescriptor, paths: &[&[i32]], message: String) {
         if !self.on(rule) {
             return;
         }
-        let (line, column) = paths.iter().find_map(|p| position(file, p)).unwrap_or((0, 0));
+        let (line, column) = paths.iter().find_map(|p| position(file, p)).unwrap_or((1, 1));
         self.out.push(Violation { file: file.name().to_string(), line, column, rule, message });
     }
 
-    /// Records a finding with no position (the element and its surroundings are gone).
+    /// Records a finding about a whole file (gone from the new set): line 1, column 1.
     pub fn add_file(&mut self, rule: &'static str, file: &str, message: String) {
         if self.on(rule) {
-            self.out.push(Violation { file: file.to_string(), line: 0, column: 0, rule, message });
+            self.out.push(Violation { file: file.to_string(), line: 1, column: 1, rule, message });
         }
     }
 
