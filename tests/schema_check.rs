@@ -134,7 +134,8 @@ fn every_pair_gives_buf_s_verdict_and_rule_ids_in_both_directions() {
                     breaking_pairs += 1;
                 }
                 if breaking != (code == 1) {
-                    differences.push(format!("{name} {buf_category} {mode}: buf breaking={breaking}, chinook exit {code}"));
+                    differences
+                        .push(format!("{name} {buf_category} {mode}: buf breaking={breaking}, chinook exit {code}"));
                 }
                 let (a, b) = (sorted(&theirs, true), sorted(&mine, false));
                 if a != b {
@@ -161,9 +162,13 @@ fn pair(name: &str) -> (PathBuf, PathBuf) {
 #[test]
 fn a_new_field_is_compatible_backward_but_not_forward() {
     let (old, new) = pair("compatible-new-field");
-    chinook().args(["schema", "check"]).arg(&old).arg(&new).assert().code(0).stdout(predicates::str::contains(
-        "no breaking change (WIRE rules, backward",
-    ));
+    chinook()
+        .args(["schema", "check"])
+        .arg(&old)
+        .arg(&new)
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("no breaking change (WIRE rules, backward"));
     // An old reader is fine with an unknown field, but OLD "deletes" field 3 when
     // checked against NEW without reserving it: forward reports it.
     let out = chinook().args(["schema", "check", "--mode", "full"]).arg(&old).arg(&new).assert().code(1);
@@ -194,7 +199,8 @@ fn a_breaking_change_exits_1_and_names_rule_file_and_line() {
 #[test]
 fn a_schema_that_does_not_compile_exits_3_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("broken.proto"), "syntax = \"proto3\";\n\nmessage Broken {\n  string id = ;\n}\n").unwrap();
+    std::fs::write(dir.path().join("broken.proto"), "syntax = \"proto3\";\n\nmessage Broken {\n  string id = ;\n}\n")
+        .unwrap();
     let (old, _) = pair("field-deleted");
     let out = chinook().args(["schema", "check"]).arg(&old).arg(dir.path()).assert().code(3);
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();

@@ -87,9 +87,14 @@ const FILE_OPTIONS: &[(&str, &str, i32, OptionValue)] = &[
 
 fn files(sink: &mut Sink, current: &ProtoSet, previous: &ProtoSet) {
     for old in previous.files() {
-        let Some(new) = current.pool.get_file_by_name(old.name()).filter(|_| current.names.iter().any(|n| n == old.name()))
+        let Some(new) =
+            current.pool.get_file_by_name(old.name()).filter(|_| current.names.iter().any(|n| n == old.name()))
         else {
-            sink.add_file("FILE_NO_DELETE", old.name(), format!("Previously present file \"{}\" was deleted.", old.name()));
+            sink.add_file(
+                "FILE_NO_DELETE",
+                old.name(),
+                format!("Previously present file \"{}\" was deleted.", old.name()),
+            );
             continue;
         };
         let (op, np) = (old.package_name(), new.package_name());
@@ -118,7 +123,11 @@ fn files(sink: &mut Sink, current: &ProtoSet, previous: &ProtoSet) {
 fn nested(file: &FileDescriptor) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
     let strip = |full: &str| {
         let pkg = file.package_name();
-        if pkg.is_empty() { full.to_string() } else { full.strip_prefix(pkg).unwrap_or(full).trim_start_matches('.').to_string() }
+        if pkg.is_empty() {
+            full.to_string()
+        } else {
+            full.strip_prefix(pkg).unwrap_or(full).trim_start_matches('.').to_string()
+        }
     };
     let (mut ms, mut es, mut xs) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     fn walk(m: MessageDescriptor, all: &mut Vec<MessageDescriptor>) {
@@ -170,7 +179,12 @@ fn deleted_in_file(sink: &mut Sink, new: &FileDescriptor, old: &FileDescriptor) 
     let names: BTreeSet<String> = new.services().map(|s| s.name().to_string()).collect();
     for s in old.services() {
         if !names.contains(s.name()) {
-            sink.add("SERVICE_NO_DELETE", new, &[], format!("Previously present service \"{}\" was deleted from file.", s.name()));
+            sink.add(
+                "SERVICE_NO_DELETE",
+                new,
+                &[],
+                format!("Previously present service \"{}\" was deleted from file.", s.name()),
+            );
         }
     }
 }
@@ -286,11 +300,31 @@ fn message(sink: &mut Sink, new: &MessageDescriptor, old: &MessageDescriptor) {
     }
     required_fields(sink, new, old);
     let ranges = |m: &MessageDescriptor| m.reserved_ranges().map(|r| (r.start as i64, r.end as i64 - 1)).collect();
-    ranges_kept(sink, "RESERVED_MESSAGE_NO_DELETE", "reserved", "message", name, (&file, at), ranges(old), ranges(new), MESSAGE_MAX);
+    ranges_kept(
+        sink,
+        "RESERVED_MESSAGE_NO_DELETE",
+        "reserved",
+        "message",
+        name,
+        (&file, at),
+        ranges(old),
+        ranges(new),
+        MESSAGE_MAX,
+    );
     let ext = |m: &MessageDescriptor| {
         m.descriptor_proto().extension_range.iter().map(|r| (r.start() as i64, r.end() as i64 - 1)).collect()
     };
-    ranges_kept(sink, "EXTENSION_MESSAGE_NO_DELETE", "extension", "message", name, (&file, at), ext(old), ext(new), MESSAGE_MAX);
+    ranges_kept(
+        sink,
+        "EXTENSION_MESSAGE_NO_DELETE",
+        "extension",
+        "message",
+        name,
+        (&file, at),
+        ext(old),
+        ext(new),
+        MESSAGE_MAX,
+    );
     for n in old.reserved_names() {
         if !new.reserved_names().any(|r| r == n) {
             let msg = format!("Previously present reserved name \"{n}\" on message \"{name}\" was deleted.");
@@ -302,7 +336,9 @@ fn message(sink: &mut Sink, new: &MessageDescriptor, old: &MessageDescriptor) {
         let msg = format!("Message \"{name}\" JSON format support changed from ALLOW to LEGACY_BEST_EFFORT.");
         sink.add("MESSAGE_SAME_JSON_FORMAT", &file, &[at], msg);
     }
-    let accessor = |m: &MessageDescriptor| m.descriptor_proto().options.as_ref().is_some_and(|o| o.no_standard_descriptor_accessor());
+    let accessor = |m: &MessageDescriptor| {
+        m.descriptor_proto().options.as_ref().is_some_and(|o| o.no_standard_descriptor_accessor())
+    };
     if !accessor(old) && accessor(new) {
         let msg = "Message option \"no_standard_descriptor_accessor\" changed from \"false\" to \"true\".".to_string();
         sink.add("MESSAGE_NO_REMOVE_STANDARD_DESCRIPTOR_ACCESSOR", &file, &[&sub(at, &[7, 2])], msg);
@@ -371,7 +407,17 @@ fn enumeration(sink: &mut Sink, new: &EnumDescriptor, old: &EnumDescriptor) {
         }
     }
     let ranges = |e: &EnumDescriptor| e.reserved_ranges().map(|r| (*r.start() as i64, *r.end() as i64)).collect();
-    ranges_kept(sink, "RESERVED_ENUM_NO_DELETE", "reserved", "enum", name, (&file, at), ranges(old), ranges(new), ENUM_MAX);
+    ranges_kept(
+        sink,
+        "RESERVED_ENUM_NO_DELETE",
+        "reserved",
+        "enum",
+        name,
+        (&file, at),
+        ranges(old),
+        ranges(new),
+        ENUM_MAX,
+    );
     for n in old.reserved_names() {
         if !new.reserved_names().any(|r| r == n) {
             let msg = format!("Previously present reserved name \"{n}\" on enum \"{name}\" was deleted.");
@@ -424,7 +470,10 @@ fn service(sink: &mut Sink, new: &ServiceDescriptor, old: &ServiceDescriptor) {
             }
         }
         let level = |m: &prost_reflect::MethodDescriptor| {
-            m.method_descriptor_proto().options.as_ref().map_or("IDEMPOTENCY_UNKNOWN", |o| o.idempotency_level().as_str_name())
+            m.method_descriptor_proto()
+                .options
+                .as_ref()
+                .map_or("IDEMPOTENCY_UNKNOWN", |o| o.idempotency_level().as_str_name())
         };
         let (was, is) = (level(&om), level(&nm));
         if was != is {

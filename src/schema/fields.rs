@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use prost_reflect::{Cardinality, ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, Syntax, Value};
+use prost_reflect::{
+    Cardinality, ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, Syntax, Value,
+};
 use prost_types::field_descriptor_proto::Type;
 
 use super::ProtoSet;
@@ -367,7 +369,9 @@ fn pair(sink: &mut Sink, current: &ProtoSet, cur: &View, prev: &View) {
     {
         let msg = format!("{} changed Java string UTF8 validation from \"{p}\" to \"{c}\".", cur.describe());
         let file_option: &[i32] = &[8, 27];
-        let at = super::source::position(&cur.file, file_option).map(|_| file_option.to_vec()).unwrap_or_else(|| cur.path.clone());
+        let at = super::source::position(&cur.file, file_option)
+            .map(|_| file_option.to_vec())
+            .unwrap_or_else(|| cur.path.clone());
         sink.add("FIELD_SAME_JAVA_UTF8_VALIDATION", &cur.file, &[&at], msg);
     }
     cpp_string_type(sink, cur, prev);
@@ -412,7 +416,8 @@ fn changed_type_name(sink: &mut Sink, rule: &'static str, cur: &View, prev: &Vie
     cur.add(sink, rule, &[&[6]], msg);
 }
 
-const WIRE_NOTE: &str = " See https://developers.google.com/protocol-buffers/docs/proto3#updating for wire compatibility rules.";
+const WIRE_NOTE: &str =
+    " See https://developers.google.com/protocol-buffers/docs/proto3#updating for wire compatibility rules.";
 const JSON_NOTE: &str = " See https://developers.google.com/protocol-buffers/docs/proto3#updating for wire compatibility rules and https://developers.google.com/protocol-buffers/docs/proto3#json for JSON compatibility rules.";
 const BYTES_NOTE: &str = " Note that while string and bytes are compatible if the data is valid UTF-8, there is no way to enforce that a bytes field is UTF-8, so these fields may be incompatible.";
 
@@ -437,7 +442,9 @@ fn types(sink: &mut Sink, current: &ProtoSet, cur: &View, prev: &View) {
             match (prev.ty, cur.ty) {
                 // Every string is valid bytes: a bytes reader reads it.
                 (Type::String, Type::Bytes) if wire => {}
-                (Type::Bytes, Type::String) if wire => changed_type(sink, rule, cur, prev, &format!("{note}{BYTES_NOTE}")),
+                (Type::Bytes, Type::String) if wire => {
+                    changed_type(sink, rule, cur, prev, &format!("{note}{BYTES_NOTE}"))
+                }
                 _ => changed_type(sink, rule, cur, prev, note),
             }
         } else if prev.type_name != cur.type_name {
@@ -466,7 +473,9 @@ fn cardinality(sink: &mut Sink, cur: &View, prev: &View) {
     if prev.in_map_entry && cur.in_map_entry {
         return;
     }
-    let msg = || format!("{} changed cardinality from \"{}\" to \"{}\".", cur.describe(), prev.card.label(), cur.card.label());
+    let msg = || {
+        format!("{} changed cardinality from \"{}\" to \"{}\".", cur.describe(), prev.card.label(), cur.card.label())
+    };
     if prev.card != cur.card {
         cur.add(sink, "FIELD_SAME_CARDINALITY", &[&[]], msg());
     }

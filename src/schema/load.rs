@@ -14,7 +14,10 @@ use crate::exit;
 #[derive(Debug, Error, Diagnostic)]
 pub enum SchemaError {
     #[error("cannot read {}: {source}", path.display())]
-    #[diagnostic(code(chinook::schema::read), help("OLD and NEW are directories of .proto files, or single .proto files"))]
+    #[diagnostic(
+        code(chinook::schema::read),
+        help("OLD and NEW are directories of .proto files, or single .proto files")
+    )]
     Read {
         path: PathBuf,
         #[source]
@@ -24,7 +27,10 @@ pub enum SchemaError {
     #[diagnostic(code(chinook::schema::empty))]
     Empty { path: PathBuf },
     #[error("{side} does not compile: {at}: {message}")]
-    #[diagnostic(code(chinook::schema::compile), help("fix the schema so that protoc (or buf build) accepts it, then check again"))]
+    #[diagnostic(
+        code(chinook::schema::compile),
+        help("fix the schema so that protoc (or buf build) accepts it, then check again")
+    )]
     Compile {
         /// "OLD" or "NEW".
         side: &'static str,
@@ -102,11 +108,11 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), SchemaE
 fn compile_error(side: &'static str, source: protox::Error) -> SchemaError {
     let file = source.file().unwrap_or("").to_string();
     let mut at = file.clone();
-    if let (Some(code), Some(label)) = (source.source_code(), source.labels().and_then(|mut l| l.next())) {
-        if let Ok(span) = code.read_span(label.inner(), 0, 0) {
-            let name = span.name().map(str::to_string).unwrap_or(file);
-            at = format!("{name}:{}:{}", span.line() + 1, span.column() + 1);
-        }
+    if let (Some(code), Some(label)) = (source.source_code(), source.labels().and_then(|mut l| l.next()))
+        && let Ok(span) = code.read_span(label.inner(), 0, 0)
+    {
+        let name = span.name().map(str::to_string).unwrap_or(file);
+        at = format!("{name}:{}:{}", span.line() + 1, span.column() + 1);
     }
     if at.is_empty() {
         at = "(input)".into();
