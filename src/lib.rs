@@ -25,6 +25,7 @@ pub mod labs;
 pub mod monitor;
 pub mod registry;
 pub mod saga;
+pub mod schema;
 pub mod sourcing;
 pub mod streams;
 pub mod ui;

@@ -16,6 +16,7 @@ mod monitor;
 mod produce;
 mod project;
 mod saga;
+mod schema;
 mod topics;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -106,6 +107,9 @@ pub enum Command {
     /// Measurements for Lab 3: serialization size and speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Checks on .proto files: `schema check OLD NEW` names the breaking changes (buf's rule ids).
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  chinook completions bash > ~/.local/share/bash-completion/completions/chinook")]
     Completions {
@@ -287,6 +291,7 @@ pub fn main() -> i32 {
         Command::Decode(args) => codec::decode(args, ui),
         Command::Encode(args) => codec::encode(args, ui),
         Command::Bench(cmd) => bench::run(cmd, ui),
+        Command::Schema(cmd) => schema::run(cmd, ui),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "chinook", &mut std::io::stdout());
             Ok(exit::OK)
@@ -328,7 +333,11 @@ async fn dispatch(command: Command, ui: ui::Ui) -> Outcome {
             Err(e) => Err(e.into()),
         },
         Command::Journal(args) => labs::journal_cmd(args, ui),
-        Command::Decode(_) | Command::Encode(_) | Command::Bench(_) | Command::Completions { .. } => {
+        Command::Decode(_)
+        | Command::Encode(_)
+        | Command::Bench(_)
+        | Command::Schema(_)
+        | Command::Completions { .. } => {
             unreachable!("handled without a runtime in main")
         }
     }

@@ -4,7 +4,6 @@
 //! `decode`, `encode`, the producer, the consumer and the dead-letter path all
 //! go through here, so a record looks the same everywhere.
 
-pub mod compat;
 mod error;
 mod fastjson;
 pub mod framing;
