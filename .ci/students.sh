@@ -40,6 +40,8 @@ venv_ready() {
 import sys
 from importlib.metadata import version
 import confluent_kafka, google.protobuf.message_factory, prometheus_client.parser
+# The schema-registry extras (httpx, cachetools, googleapis-common-protos, ...) for tests/registry.rs.
+import confluent_kafka.schema_registry.protobuf
 assert version("confluent-kafka") == sys.argv[1], version("confluent-kafka")
 assert version("protobuf") == sys.argv[2], version("protobuf")
 assert version("prometheus-client") == sys.argv[3], version("prometheus-client")
@@ -56,7 +58,7 @@ else
   mkdir -p "$(dirname "$VENV")"
   python3 -m venv "$VENV"
   "$PY" -m pip install --quiet --disable-pip-version-check --no-input \
-    "confluent-kafka==$CONFLUENT_KAFKA_VERSION" "protobuf==$PROTOBUF_VERSION" \
+    "confluent-kafka[schemaregistry,protobuf]==$CONFLUENT_KAFKA_VERSION" "protobuf==$PROTOBUF_VERSION" \
     "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
   if ! venv_ready; then
     echo "error: $VENV does not import confluent-kafka $CONFLUENT_KAFKA_VERSION, protobuf $PROTOBUF_VERSION and prometheus-client $PROMETHEUS_CLIENT_VERSION" >&2

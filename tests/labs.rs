@@ -387,3 +387,22 @@ fn the_walkthrough_runs_in_a_terminal_and_resumes() {
     let listed = String::from_utf8(s.run(&["lab", "list"]).stdout).unwrap();
     assert!(listed.contains("in progress (3/6)"), "{listed}");
 }
+
+/// Lab 3: chinook's own commands pass every condition; a schema check that
+/// always says yes (`true`) passes the compatible change and misses both
+/// breaking ones; a producer that publishes nothing fails the tuned and the
+/// registry conditions.
+#[test]
+fn lab3_the_reference_passes_and_careless_programs_fail_their_conditions() {
+    let s = Workdir::new();
+    s.start(&[]);
+    s.ok(&["topics", "create"]);
+    let (code, v) = verify_lab(&s, "3", &["--reference"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(condition(&v, "breaking")["observed"].as_str().unwrap().contains("int64 to string: exit 1 ✔"), "{v:#}");
+    let (code, v) = verify_lab(&s, "3", &["--schema-check", "true", "--producer", "true", "--consumer", "true"]);
+    assert_eq!(code, 1);
+    assert_fails(&v, "breaking", "version changed from int64 to string: exit 0 ✘");
+    assert_fails(&v, "tuned", "0 record(s) stored");
+    assert_fails(&v, "registry", "0 framed record(s) stored");
+}

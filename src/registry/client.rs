@@ -147,6 +147,16 @@ impl Client {
         Ok(done.expect("a chain holds at least the schema itself"))
     }
 
+    /// Deletes `subject` and its versions for good (soft, then permanent, as
+    /// Confluent's registry requires).
+    pub async fn delete_subject(&self, subject: &str) -> Result<(), ClientError> {
+        let url = self.path(&["subjects", subject]);
+        let what = format!("deleting {subject}");
+        let _: Vec<i32> = self.call(&what, self.http.delete(&url)).await?;
+        let _: Vec<i32> = self.call(&what, self.http.delete(format!("{url}?permanent=true"))).await?;
+        Ok(())
+    }
+
     /// Schema `id`, compiled with its references (fetched once, then cached).
     pub async fn schema(&self, id: u32) -> Result<Compiled, ClientError> {
         if let Some(c) = self.schemas.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {

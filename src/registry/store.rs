@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RegistryError;
 use super::compile::{self, Compiled};
+use crate::schema::{Category, Direction, ProtoSet};
 
 /// A schema a version depends on, by import name.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -408,11 +409,13 @@ impl Store {
             let s = self.schemas.iter().find(|s| s.id == v.id).cloned().expect("a version points at a stored schema");
             let old = self.compile(&s.schema, &s.references)?;
             if level.backward() {
-                problems.extend(changes(&old, new).into_iter().map(|p| format!("version {}: {p}", v.version)));
+                problems.extend(
+                    changes(&old, new, Direction::Backward).into_iter().map(|p| format!("version {}: {p}", v.version)),
+                );
             }
             if level.forward() {
                 problems.extend(
-                    changes(new, &old)
+                    changes(&old, new, Direction::Forward)
                         .into_iter()
                         .map(|p| format!("version {} cannot read the new one: {p}", v.version)),
                 );
@@ -422,15 +425,12 @@ impl Store {
     }
 }
 
-/// What a reader of `new` would misread in data written with `old`.
-fn changes(old: &Compiled, new: &Compiled) -> Vec<String> {
-    let pool = new.file.parent_pool();
-    let mut out = Vec::new();
-    for msg in old.file.messages() {
-        match pool.get_message_by_name(msg.full_name()) {
-            None => out.push(format!("message {} was removed", msg.full_name())),
-            Some(now) => out.extend(crate::codec::compat::breaking_changes(&msg, &now)),
-        }
-    }
-    out
+/// What breaks between `old` and `new` in `direction`, by the WIRE rules of
+/// `chinook schema check` (buf's rule ids): what matters to bytes on a topic.
+fn changes(old: &Compiled, new: &Compiled, direction: Direction) -> Vec<String> {
+    let set = |c: &Compiled| ProtoSet { pool: c.file.parent_pool().clone(), names: vec![c.file.name().to_string()] };
+    crate::schema::check_direction(&set(old), &set(new), Category::Wire, direction)
+        .into_iter()
+        .map(|v| format!("{} {}", v.rule, v.message))
+        .collect()
 }

@@ -117,6 +117,7 @@ pub async fn check(env: &Env, id: &str, topic: &str) -> Checked {
         Ok::<_, super::Failed>((produced, stored, before, new_id, after, crashed, dead, running))
     }
     .await;
+    let _ = client.delete_subject(&registry::value_subject(&scratch.names[0])).await;
     scratch.remove(&env.conn).await;
     let (produced, stored, before, new_id, after, crashed, dead, running) = result?;
     let producer_ok = produced.is_some_and(|s| s.success()) && stored == FIRST as usize;
