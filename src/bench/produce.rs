@@ -148,6 +148,8 @@ pub struct Report {
     pub value_bytes_per_cell: usize,
     /// "debug" or "release": the client side of the figures.
     pub build: &'static str,
+    /// Stopped by Ctrl-C: the rows are the cells measured before it.
+    pub interrupted: bool,
     pub rows: Vec<Row>,
 }
 
@@ -487,17 +489,22 @@ impl CellRun<'_> {
 
 /// Measures every cell in turn on `topic`, with `events` customer events (see
 /// [`crate::bench::serialization::sample`]). `progress(cell index, done in the cell)`.
+/// Once `stop` is set (Ctrl-C), no further cell starts: the rows so far are returned.
 pub async fn measure(
     conn: &Connection,
     topic: &str,
     cells: &[Cell],
     events: usize,
+    stop: &AtomicBool,
     progress: impl Fn(usize, u64),
 ) -> Result<Vec<Row>, KafkaError> {
     let records: Vec<OutRecord> =
         super::serialization::sample(events).iter().map(|e| OutRecord::event(topic, e)).collect();
     let mut rows = Vec::with_capacity(cells.len());
     for (i, cell) in cells.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         let progress = |done| progress(i, done);
         rows.push(tokio::task::block_in_place(|| measure_cell(conn, *cell, &records, &progress))?);
     }

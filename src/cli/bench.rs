@@ -150,12 +150,14 @@ async fn bench_produce(args: ProduceArgs, ui: Ui) -> Outcome {
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let stop =
+        super::stop_on(&[tokio::signal::unix::SignalKind::interrupt(), tokio::signal::unix::SignalKind::terminate()])?;
     let measured = async {
         let schema_enforced = match scratch {
             Some(_) => Some(produce::schema_enforced(conn, &topic).await?),
             None => None,
         };
-        let rows = produce::measure(conn, &topic, &cells, events, |cell, done| {
+        let rows = produce::measure(conn, &topic, &cells, events, &stop, |cell, done| {
             if done == 1 {
                 bar.set_message(cells[cell].label());
             }
@@ -176,11 +178,23 @@ async fn bench_produce(args: ProduceArgs, ui: Ui) -> Outcome {
         events_per_cell: events,
         value_bytes_per_cell: produce::value_bytes(events),
         build: if cfg!(debug_assertions) { "debug" } else { "release" },
+        interrupted: stop.load(std::sync::atomic::Ordering::Relaxed),
         rows,
     };
     ui.emit(&report, || [produce_table(&report.rows), chart(&report.rows), explain(&report)].join("\n\n"));
     let failed = report.failed_cells();
-    if failed.is_empty() { Ok(exit::OK) } else { Err(ProduceError::Undelivered { cells: failed }.into()) }
+    if !failed.is_empty() {
+        return Err(ProduceError::Undelivered { cells: failed }.into());
+    }
+    if report.interrupted {
+        ui.note(format!(
+            "interrupted after {} of {} cells; the scratch topic was removed",
+            report.rows.len(),
+            cells.len()
+        ));
+        return Ok(exit::INTERRUPTED);
+    }
+    Ok(exit::OK)
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
