@@ -65,7 +65,8 @@ pub fn write_registry(dir: &Path) -> Result<(), BrokerError> {
 }
 
 /// Starts tansu on an internal loopback port and the front door on `door_listener`.
-/// With `registry`, topics that have a `<topic>.proto` there are schema-enforced.
+/// With `registry`, topics that have a `<topic>.proto` there are schema-enforced,
+/// and so are the scratch topics that borrow one of them (see [`super::registry::Lending`]).
 ///
 /// `corrected` wraps the storage in [`Corrected`]; only tests that reproduce
 /// tansu's own bugs turn it off.
@@ -89,7 +90,7 @@ pub async fn start(
         Some(dir) => {
             let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
                 .map_err(|e| fail("opening the schema directory", &e))?;
-            Some(Registry::builder(store).build())
+            Some(Registry::builder(super::registry::Lending(store)).build())
         }
         None => None,
     };

@@ -6,10 +6,20 @@
 //! package. So for each topic we print one self-contained file: the topic's
 //! message renamed to `Value`, and every message and enum it reaches copied in
 //! under a flattened name (`customer.v1.Customer` → `customer_v1_Customer`).
+//!
+//! The broker reads the registry through [`Lending`], which answers for a
+//! scratch topic that borrows a lab topic's schema (`chinook.bench.<run>.schema.customer_events`)
+//! with that lab topic's file: scratch topics made at any time are validated
+//! like the lab topic, with no file written for them.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use futures::stream::BoxStream;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult, Result, path::Path,
+};
 use prost_reflect::{Cardinality, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 
 /// The `.proto` text that makes the broker validate values as `top`.
@@ -35,6 +45,58 @@ pub fn value_schema(topic: &str, top: &MessageDescriptor) -> String {
         print_enum(&mut out, &e);
     }
     out
+}
+
+/// The registry directory as tansu reads it, with a lab topic's schema lent
+/// to the scratch topics that name it (see [`crate::kafka::topics::schema_lender`]).
+/// Only `<topic>.proto` reads are redirected; everything else goes to the inner store.
+#[derive(Debug)]
+pub struct Lending<T>(pub T);
+
+impl<T: std::fmt::Display> std::fmt::Display for Lending<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lending({})", self.0)
+    }
+}
+
+/// The lab topic's file for a scratch topic's `.proto` path.
+fn lent(location: &Path) -> Option<Path> {
+    let topic = location.as_ref().strip_suffix(".proto")?;
+    crate::kafka::topics::schema_lender(topic).map(|of| Path::from(format!("{of}.proto")))
+}
+
+#[async_trait::async_trait]
+impl<T: ObjectStore> ObjectStore for Lending<T> {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+        self.0.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        match lent(location) {
+            Some(file) => self.0.get_opts(&file, options).await,
+            None => self.0.get_opts(location, options).await,
+        }
+    }
+
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+        self.0.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.0.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
 }
 
 fn is_well_known(full_name: &str) -> bool {
@@ -147,6 +209,30 @@ fn print_enum(out: &mut String, e: &EnumDescriptor) {
 mod tests {
     use super::*;
     use crate::codec::{EVENT_TYPE, Schemas};
+
+    /// A scratch topic that names a lab topic reads that topic's file; others read their own.
+    #[tokio::test]
+    async fn scratch_topics_borrow_the_lab_topics_file() {
+        use object_store::{ObjectStoreExt as _, memory::InMemory};
+        let store = InMemory::new();
+        store.put(&Path::from("customer_events.proto"), "lab".into()).await.unwrap();
+        store.put(&Path::from("other.proto"), "own".into()).await.unwrap();
+        let lending = Lending(store);
+        let read = |name: &str| {
+            let location = Path::from(name);
+            let lending = &lending;
+            async move {
+                match lending.get_opts(&location, GetOptions::default()).await {
+                    Ok(r) => String::from_utf8(r.bytes().await.unwrap().to_vec()).unwrap(),
+                    Err(_) => "missing".into(),
+                }
+            }
+        };
+        assert_eq!(read("chinook.bench.run-1.schema.customer_events.proto").await, "lab");
+        assert_eq!(read("other.proto").await, "own");
+        assert_eq!(read("chinook.bench.run-1.schema.nothing.proto").await, "missing");
+        assert_eq!(read("chinook.bench.run-1.proto").await, "missing");
+    }
 
     /// The generated file compiles on its own and describes the same wire
     /// format: every fixture decodes under it to the same JSON field numbers.

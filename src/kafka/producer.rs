@@ -156,7 +156,7 @@ impl ProduceOptions {
     }
 
     /// The producer's settings: chinook's, then the `-X` overrides.
-    fn config(&self, conn: &Connection) -> ClientConfig {
+    pub(crate) fn config(&self, conn: &Connection) -> ClientConfig {
         let mut config = conn.client_config();
         config
             .set("enable.idempotence", self.idempotent.to_string())
@@ -214,6 +214,11 @@ macro_rules! with_fields {
 /// `r` as an rdkafka record for a `BaseProducer` (no per-record state).
 pub fn base_record(r: &OutRecord) -> BaseRecord<'_, [u8], [u8]> {
     with_fields!(BaseRecord::<[u8], [u8]>::to(&r.topic).payload(&r.value), r)
+}
+
+/// `r` as an rdkafka record whose delivery report carries `opaque`.
+pub fn base_record_with<D: rdkafka::util::IntoOpaque>(r: &OutRecord, opaque: D) -> BaseRecord<'_, [u8], [u8], D> {
+    with_fields!(BaseRecord::<[u8], [u8], D>::with_opaque_to(&r.topic, opaque).payload(&r.value), r)
 }
 
 fn enqueue(producer: &FutureProducer, r: &OutRecord) -> Result<DeliveryFuture, RDKafkaErrorCode> {

@@ -32,6 +32,23 @@ impl Scratch {
         Ok(Self { names: plan.into_iter().map(|t| t.name).collect() })
     }
 
+    /// Creates one topic `chinook.<owner>.<run id>.schema.<of>` of one
+    /// partition, bound to lab topic `of`'s schema: the embedded broker
+    /// validates its values against `of`'s registry file (see
+    /// [`topics::schema_lender`]), Bufstream gets the topic configs.
+    pub async fn create_bound(conn: &Connection, owner: &str, of: &str, bufstream: bool) -> Result<Self, KafkaError> {
+        let planned = crate::labs::topic_plan()
+            .into_iter()
+            .find(|t| t.name == of && t.value_type.is_some())
+            .ok_or_else(|| KafkaError::NoTopic { topic: of.into() })?;
+        let run = crate::events::new_id("run");
+        let name = topics::borrowing_schema(&format!("{PREFIX}{owner}.{run}"), of);
+        let plan = [TopicPlan { name, partitions: 1, purpose: "scratch topic".into(), ..planned }];
+        admin::create_topics(conn, &plan, bufstream).await?;
+        let [plan] = plan;
+        Ok(Self { names: vec![plan.name] })
+    }
+
     /// The first (often the only) topic.
     pub fn topic(&self) -> &str {
         &self.names[0]

@@ -17,6 +17,20 @@ pub fn check_topic(topic: &str) -> String {
     format!("{CHECK_PREFIX}{topic}")
 }
 
+/// What separates a scratch topic's own name from the lab topic whose schema
+/// it borrows: `chinook.bench.<run>.schema.customer_events`.
+const SCHEMA_OF: &str = ".schema.";
+
+/// The name of a scratch topic `stem` (under `chinook.`) bound to lab topic `of`'s schema.
+pub fn borrowing_schema(stem: &str, of: &str) -> String {
+    format!("{stem}{SCHEMA_OF}{of}")
+}
+
+/// The lab topic whose schema scratch topic `topic` borrows (see [`borrowing_schema`]).
+pub fn schema_lender(topic: &str) -> Option<&str> {
+    topic.strip_prefix(super::scratch::PREFIX)?.split_once(SCHEMA_OF).map(|(_, of)| of).filter(|of| !of.is_empty())
+}
+
 /// One topic of the plan: declared by a lab (`[[topic]]` in its `lab.toml`),
 /// made by `chinook topics create`, bound to its schema by the broker.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -46,5 +60,20 @@ pub fn bufstream_configs(plan: &TopicPlan) -> Vec<(&'static str, &str)> {
     match &plan.value_type {
         Some(t) => vec![("buf.registry.value.schema.message", t.as_str()), ("bufstream.validate.mode", "reject")],
         None => vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scratch_topic_names_the_lab_topic_whose_schema_it_borrows() {
+        let name = borrowing_schema("chinook.bench.run-1a-2b-0", EVENTS);
+        assert_eq!(name, "chinook.bench.run-1a-2b-0.schema.customer_events");
+        assert_eq!(schema_lender(&name), Some(EVENTS));
+        assert_eq!(schema_lender("chinook.check.customer_events"), None);
+        assert_eq!(schema_lender("mine.schema.customer_events"), None, "only chinook's scratch topics borrow");
+        assert_eq!(schema_lender("chinook.bench.run.schema."), None);
     }
 }
