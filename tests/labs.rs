@@ -406,3 +406,48 @@ fn lab3_the_reference_passes_and_careless_programs_fail_their_conditions() {
     assert_fails(&v, "tuned", "0 record(s) stored");
     assert_fails(&v, "registry", "0 framed record(s) stored");
 }
+
+/// Lab 3 with the Python producer and consumer and the buf-based schema
+/// check (tests/students/schema_check.sh), each with its bug (empty: correct).
+fn verify_lab3(producer_bug: &str, consumer_bug: &str, check_bug: &str) -> (Workdir, Value) {
+    let s = Workdir::new();
+    s.start(&[]);
+    s.ok(&["topics", "create"]);
+    let buf = root().join("target/clients/buf/node_modules/.bin/buf");
+    assert!(buf.exists(), "{} is missing: run `bash .ci/buf.sh` first", buf.display());
+    let check =
+        format!("STUDENT_BUG={check_bug} BUF={} {}", buf.display(), root().join("tests/students/schema_check.sh").display());
+    let (producer, consumer) = (student("producer", producer_bug), student("consumer", consumer_bug));
+    let (_, v) = verify_lab(&s, "3", &["--producer", &producer, "--consumer", &consumer, "--schema-check", &check]);
+    assert_eq!(v["programs"], "student");
+    (s, v)
+}
+
+#[test]
+fn lab3_correct_student_programs_pass_every_condition() {
+    let (s, v) = verify_lab3("", "", "");
+    assert_eq!(not_passed(&v), Vec::<String>::new(), "{v:#}");
+    let listed = String::from_utf8(s.ok(&["lab", "list"]).stdout).unwrap();
+    assert!(listed.lines().any(|l| l.contains("Serialization") && l.contains("done")), "{listed}");
+}
+
+/// A producer whose tuned run is its default one, a consumer that accepts
+/// only the first schema id it sees, and a schema check run the wrong way
+/// round: each fails its own condition, and only that one.
+#[test]
+fn lab3_an_untuned_producer_a_pinned_consumer_and_a_backwards_check_fail_their_conditions() {
+    let (_, v) = verify_lab3("untuned", "pinned-schema", "backwards");
+    assert_fails(&v, "tuned", "tuned: +0 % bytes");
+    assert_fails(&v, "registry", "dead-lettered");
+    assert_fails(&v, "breaking", "causation_id deleted without reserving it: exit 0 ✘");
+}
+
+/// A producer that ignores the registry sends bare values, which the framed
+/// topic refuses: the registry condition fails on the producer.
+#[test]
+fn lab3_a_producer_that_ignores_the_registry_fails_the_registry_condition() {
+    let (_, v) = verify_lab3("no-registry", "", "");
+    assert_fails(&v, "registry", "0 framed record(s) stored");
+    assert_eq!(status(&v, "tuned"), "passed", "{v:#}");
+    assert_eq!(status(&v, "breaking"), "passed", "{v:#}");
+}

@@ -9,8 +9,8 @@ use crate::{
     broker::control,
     exit,
     faults::{
-        self, BrokerDown, Duplicates, Env, FaultError, LateEvents, Malformed, MalformedKind, Poison, Report,
-        SlowConsumer,
+        self, BrokerDown, Duplicates, Env, FaultError, LateEvents, Malformed, MalformedKind, Poison,
+        RegistryBreak, Report, SlowConsumer,
     },
     kafka::admin,
     ui::{self, Ui},
@@ -99,6 +99,13 @@ pub enum BreakCommand {
         #[command(flatten)]
         conn: ConnectionArgs,
     },
+    /// A breaking schema change under a running consumer: the registry refuses it; forced, the
+    /// consumer dead-letters what it cannot read.
+    #[command(
+        name = "registry-break",
+        after_help = "Needs the schema registry of `chinook broker start` (in this directory). Example:\n  chinook break registry-break"
+    )]
+    RegistryBreak,
     /// A new schema version renumbers fields: old readers decode wrong values, silently.
     #[command(name = "schema-break")]
     SchemaBreak,
@@ -211,6 +218,10 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
                 Ok(Some(LateEvents { window, grace }.run(&env).await?))
             }
             BreakCommand::SchemaBreak => Ok(Some(faults::schema_break()?)),
+            BreakCommand::RegistryBreak => {
+                ui.note("registering a breaking schema version under a framed scratch topic's subject, then forcing it…");
+                Ok(Some(RegistryBreak.run(&env).await?))
+            }
             BreakCommand::SlowConsumer { rate, duration, handler_delay, .. } => {
                 ui.note(format!(
                     "publishing {rate}/s for {} to a consumer taking {} per event…",

@@ -9,6 +9,7 @@ mod late_events;
 mod malformed;
 mod ordering;
 mod poison;
+mod registry_break;
 mod schema_break;
 mod slow_consumer;
 
@@ -23,6 +24,7 @@ pub use duplicates::Duplicates;
 pub use late_events::LateEvents;
 pub use malformed::{Kind as MalformedKind, Malformed};
 pub use poison::Poison;
+pub use registry_break::RegistryBreak;
 pub use slow_consumer::SlowConsumer;
 
 use crate::{
@@ -32,7 +34,7 @@ use crate::{
 };
 
 /// Every scenario, for `chinook break list`.
-pub const CATALOGUE: [(&str, &str, &str); 8] = [
+pub const CATALOGUE: [(&str, &str, &str); 9] = [
     (
         "malformed",
         "send broken protobuf values to a topic bound to the customer_events schema",
@@ -64,6 +66,11 @@ pub const CATALOGUE: [(&str, &str, &str); 8] = [
         "old readers decode wrong values without an error; a compatibility check catches it",
     ),
     (
+        "registry-break",
+        "deploy a breaking schema change under a running consumer, through the schema registry",
+        "the registry refuses it (409); forced, the consumer dead-letters every event written with it",
+    ),
+    (
         "late-events",
         "publish events out of order and late, and count them in time windows",
         "without a grace period out-of-order events are dropped; with one, only the truly late, and counted",
@@ -89,6 +96,15 @@ pub enum FaultError {
         help("it takes the broker down through chinook's front door: run `chinook broker start` here first")
     )]
     NeedsManagedBroker { scenario: &'static str },
+    #[error("`break registry-break` needs the schema registry of a broker started by chinook in this directory")]
+    #[diagnostic(
+        code(chinook::faults::registry),
+        help("run `chinook broker start` here first (without --no-registry)")
+    )]
+    NeedsRegistry,
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(Box<crate::registry::client::ClientError>),
 }
 
 impl FaultError {
@@ -96,7 +112,11 @@ impl FaultError {
         match self {
             FaultError::Kafka(e) => e.exit_code(),
             FaultError::Broker(e) => e.exit_code(),
-            FaultError::NeedsManagedBroker { .. } => crate::exit::UNAVAILABLE,
+            FaultError::NeedsManagedBroker { .. } | FaultError::NeedsRegistry => crate::exit::UNAVAILABLE,
+            FaultError::Registry(e) => match **e {
+                crate::registry::client::ClientError::Unreachable { .. } => crate::exit::UNAVAILABLE,
+                _ => crate::exit::FAILED,
+            },
         }
     }
 }

@@ -147,6 +147,14 @@ impl Client {
         Ok(done.expect("a chain holds at least the schema itself"))
     }
 
+    /// Sets `subject`'s compatibility level.
+    pub async fn set_compatibility(&self, subject: &str, level: super::Level) -> Result<(), ClientError> {
+        let url = self.path(&["config", subject]);
+        let body = serde_json::json!({ "compatibility": level });
+        let _: serde_json::Value = self.call(&format!("setting {subject}'s compatibility"), self.http.put(url).json(&body)).await?;
+        Ok(())
+    }
+
     /// Deletes `subject` and its versions for good (soft, then permanent, as
     /// Confluent's registry requires).
     pub async fn delete_subject(&self, subject: &str) -> Result<(), ClientError> {

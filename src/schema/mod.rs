@@ -7,6 +7,7 @@
 //! [`source`] turns descriptor paths into line and column.
 
 pub mod elements;
+pub mod examples;
 pub mod fields;
 pub mod load;
 pub mod rules;

@@ -16,6 +16,11 @@ STUDENT_BUG switches on one deliberate mistake:
   no-dlq            a poison (or undecodable) record is logged and committed: nothing
                     is ever written to the dead-letter topic
   no-error-metric   student_processing_errors_total exists but never goes up
+  pinned-schema     with a registry, only the first schema id it sees is accepted: values
+                    written with a newer (compatible) version are dead-lettered (Lab 3)
+With CHINOOK_SCHEMA_REGISTRY (a URL) set, values are Confluent-framed: confluent-kafka's
+ProtobufDeserializer resolves each schema id through the registry and reads the payload
+as this consumer's CustomerEvent.
 """
 
 import os
@@ -24,11 +29,14 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 from google.protobuf.message import DecodeError
 
 import common
 
-BUGS = ("never-commit", "crash-on-unknown", "no-dlq", "no-error-metric")
+BUGS = ("never-commit", "crash-on-unknown", "no-dlq", "no-error-metric", "pinned-schema")
 ATTEMPTS = 3
 
 stopping = None  # the name of the signal that asked us to stop
@@ -160,6 +168,25 @@ class Student:
             }
         )
         self.metrics = Metrics(self.consumer)
+        registry = common.env("CHINOOK_SCHEMA_REGISTRY", "")
+        self.deserializer = (
+            ProtobufDeserializer(common.CustomerEvent, {"use.deprecated.format": False}, SchemaRegistryClient({"url": registry}))
+            if registry
+            else None
+        )
+        self.pinned = None  # the one schema id accepted under pinned-schema
+
+    def decode(self, msg):
+        """The record's CustomerEvent: bare protobuf, or Confluent-framed through the registry."""
+        value = msg.value() or b""
+        if self.deserializer is None:
+            return common.CustomerEvent.FromString(value)
+        if common.BUG == "pinned-schema" and len(value) >= 5:
+            schema_id = int.from_bytes(value[1:5], "big")
+            self.pinned = self.pinned or schema_id
+            if schema_id != self.pinned:
+                raise DecodeError(f"schema id {schema_id} is not the one this consumer was built for ({self.pinned})")
+        return self.deserializer(value, SerializationContext(msg.topic(), MessageField.VALUE))
 
     # --- commits
 
@@ -235,8 +262,8 @@ class Student:
 
     def process(self, msg):
         try:
-            event = common.CustomerEvent.FromString(msg.value() or b"")
-        except DecodeError as e:
+            event = self.decode(msg)
+        except (DecodeError, SerializationError) as e:
             reason = f"undecodable value: not a events.v1.CustomerEvent ({e})"
             if common.BUG == "no-dlq":
                 self.stats["skipped"] += 1

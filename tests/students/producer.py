@@ -3,6 +3,11 @@
 Correct by default. STUDENT_BUG switches on one deliberate mistake:
   no-retries  no idempotence, acks=1, no retries: a broker cut mid-publish loses or fails events
   no-key      records go out without a key (no per-customer ordering, no key-based spread)
+  untuned     CHINOOK_TUNED=1 changes nothing: the "tuned" run uses the defaults again (Lab 3)
+  no-registry CHINOOK_SCHEMA_REGISTRY is ignored: values go out bare, without the Confluent
+              header, and a framed topic refuses them (Lab 3)
+Lab 3: CHINOOK_TUNED=1 turns on zstd compression, linger.ms=50 and 1 MB batches;
+CHINOOK_SCHEMA_REGISTRY (a URL) frames every value with confluent-kafka's ProtobufSerializer.
 Optional: STUDENT_PACE_MS sleeps that long between two events, so a test can cut
 the broker while the producer is still publishing.
 """
@@ -12,10 +17,13 @@ import time
 import uuid
 
 from confluent_kafka import KafkaException, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 import common
 
-BUGS = ("no-retries", "no-key")
+BUGS = ("no-retries", "no-key", "untuned", "no-registry")
 FIRST_NAMES = ["Ana", "Bruno", "Carla", "Diego", "Elisa", "Felipe", "Gabriela", "Heitor", "Isabel", "Julia"]
 LAST_NAMES = ["Silva", "Santos", "Oliveira", "Souza", "Lima", "Pereira", "Costa", "Almeida", "Ribeiro", "Martins"]
 
@@ -31,7 +39,20 @@ def config(brokers):
         conf.update({"enable.idempotence": False, "acks": "1", "message.send.max.retries": 0})
     else:
         conf.update({"enable.idempotence": True, "acks": "all"})
+    if common.env("CHINOOK_TUNED", "0") == "1" and common.BUG != "untuned":
+        # Fewer, bigger, compressed batches: fewer bytes on the wire.
+        conf.update({"compression.type": "zstd", "linger.ms": 50, "batch.size": 1000000})
     return conf
+
+
+def serializer(topic):
+    """The value bytes of an event: bare protobuf, or Confluent-framed through the registry."""
+    url = common.env("CHINOOK_SCHEMA_REGISTRY", "")
+    if not url or common.BUG == "no-registry":
+        return lambda event: event.SerializeToString()
+    frame = ProtobufSerializer(common.CustomerEvent, SchemaRegistryClient({"url": url}), {"use.deprecated.format": False})
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    return lambda event: frame(event, ctx)
 
 
 def event_for(customer_id):
@@ -82,11 +103,12 @@ def main():
             per_partition[msg.partition()] = per_partition.get(msg.partition(), 0) + 1
 
     type_name = common.type_name(common.CREATED)
+    value_of = serializer(topic)
     for customer_id in range(1, count + 1):
         event, ts_ms = event_for(customer_id)
         record = {
             "topic": topic,
-            "value": event.SerializeToString(),
+            "value": value_of(event),
             "headers": [
                 ("event-type", type_name.encode()),
                 ("aggregate-type", event.aggregate_type.encode()),

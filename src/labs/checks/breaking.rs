@@ -5,10 +5,8 @@
 
 use std::time::Duration;
 
-use super::{
-    Checked, Env, Judged, Role,
-    schema_change::{Change, FILE},
-};
+use super::{Checked, Env, Judged, Role};
+use crate::schema::examples::{Change, FILE};
 
 /// How long one schema check may take (a first `go run` compiles).
 const RUN_LIMIT: Duration = Duration::from_secs(120);

@@ -19,7 +19,6 @@ mod producer_tuned;
 mod projector;
 mod registry_evolution;
 mod saga;
-mod schema_change;
 mod setup;
 
 use std::path::PathBuf;

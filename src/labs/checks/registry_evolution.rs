@@ -7,10 +7,7 @@
 
 use std::time::Duration;
 
-use super::{
-    Checked, Env, Judged, Role, evidence,
-    schema_change::{ADDED_FIELD, Change},
-};
+use super::{Checked, Env, Judged, Role, evidence};
 use crate::{
     codec::framing::{self, Confluent},
     events,
@@ -20,6 +17,7 @@ use crate::{
         scratch::Scratch,
     },
     registry::{self, client::Client},
+    schema::examples::{ADDED_FIELD, Change, FILE},
 };
 
 /// How long the producer may take, and the consumer to catch up.
@@ -36,7 +34,7 @@ async fn publish_evolved(
     topic: &str,
     partitions: i32,
 ) -> Result<u32, super::Failed> {
-    let mut chain = registry::builtin_chain(super::schema_change::FILE).expect("the events file is built in");
+    let mut chain = registry::builtin_chain(FILE).expect("the events file is built in");
     chain.last_mut().expect("the file itself").1.schema = Change::FieldAdded.apply();
     let id = client.register_chain(&registry::value_subject(topic), chain).await?.id;
     let header = Confluent { schema_id: id, message_indexes: vec![0] };

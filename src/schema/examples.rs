@@ -1,4 +1,5 @@
-//! Schema changes the Lab 3 checks make to the workshop's own event schema:
+//! Schema changes made on purpose to the workshop's own event schema, for Lab 3's
+//! checks and `break registry-break`:
 //! a compatible one (a field added with a fresh number) and breaking ones (a
 //! field's type changed, a field deleted without reserving it), as `.proto`
 //! text derived from the embedded `customer_events.proto`.
