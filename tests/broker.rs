@@ -69,7 +69,7 @@ async fn valid_events_are_accepted_and_malformed_ones_rejected_with_invalid_reco
     let topic = chinook::kafka::topics::EVENTS;
     let created =
         chinook::kafka::admin::create_topics(&connection(b), &chinook::labs::topic_plan(), false).await.unwrap();
-    assert_eq!(created.iter().map(|c| c.partitions).collect::<Vec<_>>(), [3, 1, 1, 3, 1]);
+    assert_eq!(created.iter().map(|c| c.partitions).collect::<Vec<_>>(), [3, 1, 1, 3, 3, 1]);
     let p = producer(b);
     let ok = p.send(FutureRecord::to(topic).key("1").payload(&event_bytes()), TIMEOUT).await;
     assert!(ok.is_ok(), "{ok:?}");

@@ -53,6 +53,7 @@ fn start_status_topics_stop_lifecycle() {
             ("customer_event_counts".into(), 1),
             ("customer_events".into(), 3),
             ("customer_events.dlq".into(), 1),
+            ("customer_events_framed".into(), 3),
             ("customer_saga".into(), 3)
         ]
     );

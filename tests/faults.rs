@@ -109,6 +109,17 @@ async fn late_events_are_dropped_without_grace_and_kept_with_it() {
     assert!(r["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true), "{r}");
 }
 
+/// One event over message.max.bytes among nine: refused by the producer on
+/// its only attempt, the nine others stored.
+#[test]
+fn an_oversized_event_is_refused_and_the_others_are_stored() {
+    let r = run_break(&["oversized", "--count", "10"]);
+    assert_eq!(figure(&r, "acked"), 9);
+    assert_eq!(figure(&r, "failed"), 1);
+    assert!(figure(&r, "oversized_bytes") > figure(&r, "limit_bytes"));
+    assert!(r["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true), "{r}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_consumer_falls_behind() {
     let r = run_break(&["slow-consumer", "--rate", "100", "--for", "2s", "--handler-delay", "40ms"]);

@@ -24,7 +24,14 @@ fn every_lab_manifest_is_valid() {
     let plan: Vec<String> = chinook::labs::topic_plan().into_iter().map(|t| t.name).collect();
     assert_eq!(
         plan,
-        ["customer_events", "customer_commands", "customer_events.dlq", "customer_saga", "customer_event_counts"]
+        [
+            "customer_events",
+            "customer_commands",
+            "customer_events.dlq",
+            "customer_saga",
+            "customer_events_framed",
+            "customer_event_counts"
+        ]
     );
     assert!(lab1.steps.iter().filter(|s| s.journal).count() >= 2, "the deliberate failures offer the journal");
 }
@@ -415,8 +422,11 @@ fn verify_lab3(producer_bug: &str, consumer_bug: &str, check_bug: &str) -> (Work
     s.ok(&["topics", "create"]);
     let buf = root().join("target/clients/buf/node_modules/.bin/buf");
     assert!(buf.exists(), "{} is missing: run `bash .ci/buf.sh` first", buf.display());
-    let check =
-        format!("STUDENT_BUG={check_bug} BUF={} {}", buf.display(), root().join("tests/students/schema_check.sh").display());
+    let check = format!(
+        "STUDENT_BUG={check_bug} BUF={} {}",
+        buf.display(),
+        root().join("tests/students/schema_check.sh").display()
+    );
     let (producer, consumer) = (student("producer", producer_bug), student("consumer", consumer_bug));
     let (_, v) = verify_lab(&s, "3", &["--producer", &producer, "--consumer", &consumer, "--schema-check", &check]);
     assert_eq!(v["programs"], "student");

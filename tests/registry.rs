@@ -114,3 +114,26 @@ fn produce_frames_through_the_registry_and_the_broker_refuses_bare_values() {
     assert_eq!(text.lines().count(), 4);
     assert!(text.lines().all(|l| l.contains("dead_lettered")), "{text}");
 }
+
+#[test]
+fn break_registry_break_is_refused_then_forced_and_the_consumer_dead_letters_it() {
+    let (s, _url) = started();
+    let out = s.run(&["break", "registry-break", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["passed"] == true), "{v:#}");
+    assert!(checks[0]["observed"].as_str().unwrap().contains("HTTP 409"), "{v:#}");
+    assert_eq!(v["figures"]["handled"], 5);
+    assert_eq!(v["figures"]["dead_lettered"], 5);
+    assert_ne!(v["figures"]["first_schema_id"], v["figures"]["forced_schema_id"]);
+    let listed: Value = serde_json::from_slice(&s.ok(&["break", "list", "--format", "json"]).stdout).unwrap();
+    assert!(listed.as_array().unwrap().iter().any(|s| s["scenario"] == "registry-break"));
+
+    // Without a registry the scenario says what it needs (exit 4).
+    let bare = Workdir::new();
+    bare.start(&["--no-registry"]);
+    let out = bare.run(&["break", "registry-break"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs the schema registry"));
+}

@@ -9,7 +9,7 @@ use crate::{
     broker::control,
     exit,
     faults::{
-        self, BrokerDown, Duplicates, Env, FaultError, LateEvents, Malformed, MalformedKind, Poison,
+        self, BrokerDown, Duplicates, Env, FaultError, LateEvents, Malformed, MalformedKind, Oversized, Poison,
         RegistryBreak, Report, SlowConsumer,
     },
     kafka::admin,
@@ -99,6 +99,15 @@ pub enum BreakCommand {
         #[command(flatten)]
         conn: ConnectionArgs,
     },
+    /// One event larger than message.max.bytes among normal ones: the producer refuses it.
+    #[command(after_help = "Example:\n  chinook break oversized --count 20")]
+    Oversized {
+        /// Events to publish, one of them oversized.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
     /// A breaking schema change under a running consumer: the registry refuses it; forced, the
     /// consumer dead-letters what it cannot read.
     #[command(
@@ -150,6 +159,7 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
         | BreakCommand::Poison { conn, .. }
         | BreakCommand::OutOfOrder { conn, .. }
         | BreakCommand::LateEvents { conn, .. }
+        | BreakCommand::Oversized { conn, .. }
         | BreakCommand::SlowConsumer { conn, .. } => conn.context()?,
         _ => ConnectionArgs::default().context()?,
     };
@@ -218,8 +228,14 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
                 Ok(Some(LateEvents { window, grace }.run(&env).await?))
             }
             BreakCommand::SchemaBreak => Ok(Some(faults::schema_break()?)),
+            BreakCommand::Oversized { count, .. } => {
+                ui.note(format!("publishing {count} events, one of them 1.5 MB…"));
+                Ok(Some(Oversized { count }.run(&env).await?))
+            }
             BreakCommand::RegistryBreak => {
-                ui.note("registering a breaking schema version under a framed scratch topic's subject, then forcing it…");
+                ui.note(
+                    "registering a breaking schema version under a framed scratch topic's subject, then forcing it…",
+                );
                 Ok(Some(RegistryBreak.run(&env).await?))
             }
             BreakCommand::SlowConsumer { rate, duration, handler_delay, .. } => {

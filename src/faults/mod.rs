@@ -8,6 +8,7 @@ mod duplicates;
 mod late_events;
 mod malformed;
 mod ordering;
+mod oversized;
 mod poison;
 mod registry_break;
 mod schema_break;
@@ -23,6 +24,7 @@ pub use broker_down::BrokerDown;
 pub use duplicates::Duplicates;
 pub use late_events::LateEvents;
 pub use malformed::{Kind as MalformedKind, Malformed};
+pub use oversized::Oversized;
 pub use poison::Poison;
 pub use registry_break::RegistryBreak;
 pub use slow_consumer::SlowConsumer;
@@ -34,7 +36,7 @@ use crate::{
 };
 
 /// Every scenario, for `chinook break list`.
-pub const CATALOGUE: [(&str, &str, &str); 9] = [
+pub const CATALOGUE: [(&str, &str, &str); 10] = [
     (
         "malformed",
         "send broken protobuf values to a topic bound to the customer_events schema",
@@ -64,6 +66,11 @@ pub const CATALOGUE: [(&str, &str, &str); 9] = [
         "schema-break",
         "renumber fields in a new schema version",
         "old readers decode wrong values without an error; a compatibility check catches it",
+    ),
+    (
+        "oversized",
+        "publish one event larger than message.max.bytes among normal ones",
+        "the producer refuses it (MSG_SIZE_TOO_LARGE, not retriable); keep events small, claim-check big payloads",
     ),
     (
         "registry-break",

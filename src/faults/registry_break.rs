@@ -8,13 +8,19 @@
 
 use super::{Env, FaultError, Report, Scratch, Verdict};
 use crate::{
-    codec::{EVENT_TYPE, framing::{self, Confluent}},
+    codec::{
+        EVENT_TYPE,
+        framing::{self, Confluent},
+    },
     events,
     kafka::{
         consumer::{self, ConsumeOptions, Decoders, StartAt},
         producer::{self, OutRecord, ProduceOptions},
     },
-    registry::{self, Level, client::{Client, ClientError}},
+    registry::{
+        self, Level,
+        client::{Client, ClientError},
+    },
     schema::examples::{Change, FILE},
 };
 
@@ -24,12 +30,23 @@ const EACH: usize = 5;
 /// `break registry-break`.
 pub struct RegistryBreak;
 
-/// Events for customers `first..first + EACH`, each value made by `value`.
-fn framed(topic: &str, first: i64, value: impl Fn(Vec<u8>) -> Vec<u8>) -> Vec<OutRecord> {
+/// Events for customers `first..first + EACH`, framed with `header`; with
+/// `version_as_text`, written the way the breaking version wants them:
+/// `version` (field 4) as a string.
+fn framed(topic: &str, first: i64, header: &Confluent, version_as_text: bool) -> Vec<OutRecord> {
     (first..first + EACH as i64)
         .map(|id| {
-            let mut record = OutRecord::event(topic, &events::created(id));
-            record.value = value(record.value);
+            let mut event = events::created(id);
+            if version_as_text {
+                event.version = 0; // left out of the bytes, then written as text below
+            }
+            let mut record = OutRecord::event(topic, &event);
+            if version_as_text {
+                framing::write_varint(4 << 3 | 2, &mut record.value);
+                framing::write_varint(1, &mut record.value);
+                record.value.push(b'1');
+            }
+            record.value = registry::client::frame(header, &record.value);
             record
         })
         .collect()
@@ -48,11 +65,18 @@ impl RegistryBreak {
         outcome
     }
 
-    async fn inject(&self, env: &Env, client: &Client, topic: &str, dlq: &str, subject: &str) -> Result<Report, FaultError> {
+    async fn inject(
+        &self,
+        env: &Env,
+        client: &Client,
+        topic: &str,
+        dlq: &str,
+        subject: &str,
+    ) -> Result<Report, FaultError> {
         let registry_error = |e: ClientError| FaultError::Registry(Box::new(e));
         let v1 = client.register_builtin(topic, EVENT_TYPE).await.map_err(registry_error)?;
         let send = |records| async { producer::produce(&env.conn, &ProduceOptions::default(), records, |_| {}).await };
-        send(framed(topic, 1, |v| registry::client::frame(&v1, &v))).await?;
+        send(framed(topic, 1, &v1, false)).await?;
 
         let mut chain = registry::builtin_chain(FILE).expect("the events file is built in");
         chain.last_mut().expect("the file itself").1.schema = Change::TypeChanged.apply();
@@ -64,14 +88,7 @@ impl RegistryBreak {
         client.set_compatibility(subject, Level::None).await.map_err(registry_error)?;
         let v2 = client.register_chain(subject, chain).await.map_err(registry_error)?.id;
         let v2 = Confluent { schema_id: v2, message_indexes: vec![0] };
-        // Written with the new version: `version` (field 4) is text now.
-        let forced = send(framed(topic, 100, |mut v| {
-            framing::write_varint(4 << 3 | 2, &mut v);
-            framing::write_varint(1, &mut v);
-            v.push(b'7');
-            registry::client::frame(&v2, &v)
-        }))
-        .await;
+        let forced = send(framed(topic, 100, &v2, true)).await;
 
         let options = ConsumeOptions {
             start: StartAt::Start,

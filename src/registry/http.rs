@@ -43,7 +43,7 @@ pub async fn serve(listener: tokio::net::TcpListener, registry: Registry) {
     }
 }
 
-/// Binds the registry's port; `None` when it is taken.
+/// Binds the registry's port (an error when it is taken).
 pub async fn bind(host: std::net::IpAddr, port: u16) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(SocketAddr::new(host, port)).await
 }

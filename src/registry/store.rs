@@ -434,3 +434,67 @@ fn changes(old: &Compiled, new: &Compiled, direction: Direction) -> Vec<String> 
         .map(|v| format!("{} {}", v.rule, v.message))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proto(fields: &str) -> Submitted {
+        Submitted {
+            schema: format!("syntax = \"proto3\";\npackage t.v1;\nmessage M {{\n{fields}\n}}\n"),
+            schema_type: Some(PROTOBUF.into()),
+            references: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn levels_judge_the_right_versions_in_the_right_direction() {
+        let r = Registry::in_memory();
+        let v1 = proto("string id = 1;");
+        let v2 = proto("string id = 1;\n  int64 at = 2;");
+        let v3 = proto("string id = 1;");
+        assert_eq!(r.register("s", &v1).unwrap().version, 1);
+        assert_eq!(r.register("s", &v1).unwrap().version, 1, "the same schema again is the same version");
+        assert_eq!(r.register("s", &v2).unwrap().version, 2);
+        // Removing `at` without reserving it breaks both ways under the WIRE rules.
+        assert!(!r.check("s", None, &v3).unwrap().is_empty());
+        r.set_level(Some("s"), Some(Level::None)).unwrap();
+        assert!(r.check("s", None, &v3).unwrap().is_empty());
+        assert_eq!(r.level(Some("s")), Some(Level::None));
+        r.set_level(Some("s"), None).unwrap();
+        assert_eq!(r.level(Some("s")), None);
+        assert_eq!(r.set_level(Some("s"), None).unwrap_err().code, 40408);
+
+        // A type change is refused with 409; the subject keeps its two versions.
+        let bad = proto("int32 id = 1;\n  int64 at = 2;");
+        assert_eq!(r.register("s", &bad).unwrap_err().status, 409);
+        assert_eq!(r.versions("s").unwrap(), [1, 2]);
+        // The same text under another subject shares the id.
+        assert_eq!(r.register("other", &v2).unwrap().id, r.version("s", Some(2)).unwrap().id);
+        assert_eq!(r.subjects_of(r.version("s", None).unwrap().id).unwrap().len(), 2);
+
+        // Lookup, soft and permanent deletes, and the errors a client sees.
+        assert_eq!(r.lookup("s", &v1).unwrap().version, 1);
+        assert_eq!(r.lookup("s", &bad).unwrap_err().code, 40403);
+        assert_eq!(r.delete_version("s", Some(1)).unwrap(), 1);
+        assert_eq!(r.versions("s").unwrap(), [2]);
+        assert_eq!(r.version("s", Some(1)).unwrap_err().code, 40402);
+        assert_eq!(r.delete_subject("s", false).unwrap(), [2]);
+        assert_eq!(r.versions("s").unwrap_err().code, 40401);
+        assert_eq!(r.delete_subject("s", true).unwrap(), [1, 2]);
+        assert!(!r.subjects().contains(&"s".to_string()));
+        assert_eq!(parse_version("0").unwrap_err().code, 42202);
+        let avro = Submitted { schema_type: None, ..v1 };
+        assert_eq!(r.register("s", &avro).unwrap_err().code, 42201);
+    }
+
+    #[test]
+    fn saved_registries_keep_their_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.json");
+        let id = Registry::open(path.clone()).unwrap().register("s", &proto("string id = 1;")).unwrap().id;
+        let again = Registry::open(path).unwrap();
+        assert_eq!(again.version("s", None).unwrap().id, id);
+        assert!(again.compiled(id).unwrap().message(&[0]).is_some());
+    }
+}
