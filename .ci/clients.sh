@@ -4,7 +4,8 @@
 #   (sarama 1.22), and node + npm when there are none yet (a nodejs that bundles its
 #   own npm, e.g. NodeSource's, counts: installing Debian's npm next to it would clash);
 # - a venv at target/clients-venv with pinned kafka-python and confluent-kafka;
-# - kafkajs (pinned) in target/clients/node;
+# - kafkajs and @kafkajs/confluent-schema-registry (pinned; it brings its own protobufjs)
+#   in target/clients/node;
 # - the sarama program built into target/clients/sarama-check (GOPATH mode: Debian's
 #   Go sources in /usr/share/gocode, no module proxy).
 # Idempotent: whatever is already there at the pinned version is kept. Fails with a
@@ -15,6 +16,8 @@ cd "$(dirname "$0")/.."
 KAFKA_PYTHON_VERSION=3.0.12
 CONFLUENT_KAFKA_VERSION=2.16.1
 KAFKAJS_VERSION=2.2.4
+# The last 3.x: 4.x requires node >= 22.
+KAFKAJS_SR_VERSION=3.9.0
 VENV=target/clients-venv
 PY="$VENV/bin/python"
 NODE_PREFIX=target/clients/node
@@ -80,18 +83,23 @@ else
   venv_ready || die "$VENV does not import kafka-python $KAFKA_PYTHON_VERSION and confluent-kafka $CONFLUENT_KAFKA_VERSION"
 fi
 
-# --- Node: kafkajs -----------------------------------------------------------------
-kafkajs_ready() {
+# --- Node: kafkajs and its schema registry client --------------------------------------
+# Both in one npm install: npm prunes what it was not asked for from a prefix without a
+# package.json, so installing one alone would drop the other.
+node_pkg_is() {
   node -e 'process.exit(require(process.argv[1]).version === process.argv[2] ? 0 : 1)' \
-    "$PWD/$NODE_PREFIX/node_modules/kafkajs/package.json" "$KAFKAJS_VERSION" >/dev/null 2>&1
+    "$PWD/$NODE_PREFIX/node_modules/$1/package.json" "$2" >/dev/null 2>&1
 }
-if kafkajs_ready; then
-  echo "kafkajs: $NODE_PREFIX already has kafkajs $KAFKAJS_VERSION"
+node_ready() {
+  node_pkg_is kafkajs "$KAFKAJS_VERSION" && node_pkg_is @kafkajs/confluent-schema-registry "$KAFKAJS_SR_VERSION"
+}
+if node_ready; then
+  echo "node clients: $NODE_PREFIX already has kafkajs $KAFKAJS_VERSION and @kafkajs/confluent-schema-registry $KAFKAJS_SR_VERSION"
 else
   mkdir -p "$NODE_PREFIX"
   npm install --prefix "$NODE_PREFIX" --no-audit --no-fund --no-save --loglevel=error \
-    "kafkajs@$KAFKAJS_VERSION" >/dev/null
-  kafkajs_ready || die "$NODE_PREFIX does not hold kafkajs $KAFKAJS_VERSION after npm install"
+    "kafkajs@$KAFKAJS_VERSION" "@kafkajs/confluent-schema-registry@$KAFKAJS_SR_VERSION" >/dev/null
+  node_ready || die "$NODE_PREFIX does not hold kafkajs $KAFKAJS_VERSION and @kafkajs/confluent-schema-registry $KAFKAJS_SR_VERSION after npm install"
 fi
 
 # --- Go: the sarama program --------------------------------------------------------
@@ -120,4 +128,5 @@ print(f"clients venv: python {sys.version.split()[0]}, kafka-python {version('ka
       f"confluent-kafka {version('confluent-kafka')} (librdkafka {confluent_kafka.libversion()[0]})")
 EOF
 echo "kafkajs: $(node -p "require('$PWD/$NODE_PREFIX/node_modules/kafkajs/package.json').version") (node $(node --version))"
+echo "@kafkajs/confluent-schema-registry: $(node -p "require('$PWD/$NODE_PREFIX/node_modules/@kafkajs/confluent-schema-registry/package.json').version")"
 echo "sarama: $SARAMA_DEB_VERSION ($(go version | awk '{print $3}')), $SARAMA_BIN"

@@ -1,6 +1,7 @@
 //! The schema registry the embedded broker serves, judged by clients nobody
 //! here wrote — Confluent's Python `SchemaRegistryClient`, `ProtobufSerializer`
-//! and `ProtobufDeserializer` (tests/registry/confluent_sr.py) — and by
+//! and `ProtobufDeserializer` (tests/registry/confluent_sr.py), KafkaJS'
+//! `@kafkajs/confluent-schema-registry` (tests/registry/kafkajs_sr.js) — and by
 //! chinook's own `produce`/`consume --schema-registry` on the framed topic,
 //! which the broker validates against the registry.
 
@@ -136,4 +137,82 @@ fn break_registry_break_is_refused_then_forced_and_the_consumer_dead_letters_it(
     let out = bare.run(&["break", "registry-break"]);
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs the schema registry"));
+}
+
+/// KafkaJS' registry client (`@kafkajs/confluent-schema-registry`, installed by
+/// `.ci/clients.sh`), run by tests/registry/kafkajs_sr.js: its registrations,
+/// round trips and references against our registry, and what it makes of
+/// chinook's own frames (that script's header says what the library cannot do).
+#[test]
+fn kafkajs_registry_client_registers_round_trips_and_reads_chinooks_frames() {
+    let lib = root().join("target/clients/node/node_modules/@kafkajs/confluent-schema-registry/package.json");
+    assert!(
+        lib.exists(),
+        "{} is missing: run `bash .ci/clients.sh` first (it installs kafkajs and @kafkajs/confluent-schema-registry)",
+        lib.display()
+    );
+    let (s, url) = started();
+    s.ok(&["produce", "customer-created", "--count", "3", "--topic", "customer_events_framed", "--schema-registry"]);
+    let (stdout, stderr) = (s.dir.path().join("kafkajs_sr.out"), s.dir.path().join("kafkajs_sr.err"));
+    let mut child = std::process::Command::new("node")
+        .arg(root().join("tests/registry/kafkajs_sr.js"))
+        .args([&url, &s.brokers(), "customer_events_framed", "lab3-js-value", "lab3-js-ref-value", "3"])
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("node is on PATH (bash .ci/clients.sh installs it)");
+    let status = wait_or_kill(&mut child, std::time::Duration::from_secs(240));
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert!(status.success(), "kafkajs_sr.js failed: {err}");
+    let v: Value = serde_json::from_slice(&std::fs::read(&stdout).unwrap()).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(v["library"], "3.9.0", "{v}");
+
+    // Scratch subject: idempotent registration, lookup by text, latest id, round trips, 409.
+    let id1 = v["registered"]["id"].as_u64().unwrap();
+    assert_eq!(v["registered"]["again"], id1, "{v}");
+    assert_eq!(v["lookup_by_schema"], id1, "{v}");
+    assert_eq!(v["latest_after_v1"], id1, "{v}");
+    assert_eq!(v["encoded_header"], serde_json::json!([0, 0, 0, 0, id1, 0x0a]), "{v}");
+    assert_eq!(v["round_trip"], serde_json::json!({"id": "ping-1"}));
+    let id2 = v["v2"]["id"].as_u64().unwrap();
+    assert_ne!(id2, id1);
+    assert_eq!(v["v2"]["latest"], id2);
+    assert_eq!(v["v2_round_trip"], serde_json::json!({"id": "ping-2", "sentMs": "42"}));
+    assert_eq!(v["incompatible"], 409, "{v}");
+    assert_eq!(v["latest_after_refusal"], id2);
+
+    // A reference to the preloaded customer/v1/customer.proto, followed on register and decode.
+    assert_eq!(
+        v["ref_round_trip"],
+        serde_json::json!({"who": "ana", "contact": {"email": "ana@example.com", "countryCode": "BR"}})
+    );
+    let reference = "GET /subjects/customer%2Fv1%2Fcustomer.proto/versions/1";
+    assert!(v["ref_register_requests"].as_array().unwrap().iter().any(|r| r == reference), "{v}");
+    assert!(v["ref_decode_requests"].as_array().unwrap().iter().any(|r| r == reference), "{v}");
+
+    // chinook's frames: the library fetches the schema by id and its reference...
+    assert_eq!(v["chinook_read"], 3, "{v}");
+    let header = v["chinook_header"].as_array().unwrap();
+    assert_eq!(header[5], 0, "message indexes [0]: {v}");
+    let id = header[4].as_u64().unwrap();
+    assert_eq!(v["chinook_decode_requests"], serde_json::json!([format!("GET /schemas/ids/{id}"), reference]), "{v}");
+    // ...but cannot decode as it comes: it never defines the well-known google.protobuf.Timestamp,
+    // and without `messageName` it takes the file's first type, an enum.
+    assert_eq!(v["chinook_decode"]["ok"], false, "{v}");
+    assert!(v["chinook_decode"]["error"].as_str().unwrap().contains("google.protobuf.Timestamp"), "{v}");
+    assert!(v["without_message_name"].as_str().unwrap().contains("CustomerEventType"), "{v}");
+    // With Timestamp added to its root, every value decodes, imported types included.
+    let decoded = v["chinook_decode_with_timestamp"].as_array().unwrap();
+    let mut ids: Vec<&str> = decoded.iter().map(|d| d["aggregateId"].as_str().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, ["1", "2", "3"], "{v}");
+    assert!(
+        decoded.iter().all(|d| d["eventType"] == "CUSTOMER_EVENT_TYPE_CREATED"
+            && d["customer"].as_str().is_some_and(|n| !n.is_empty())
+            && d["timestamp"]["seconds"].is_string()),
+        "{v}"
+    );
+    // Its own frames carry no message indexes, so the framed topic refuses them.
+    assert_eq!(v["library_frame_header"], serde_json::json!([0, 0, 0, 0, id, 0x0a]), "{v}");
+    assert_eq!(v["library_frame_on_topic"], "INVALID_RECORD", "{v}");
 }
