@@ -78,9 +78,10 @@ pub enum CheckSpec {
     /// move with what is published, and a lag gauge.
     MetricsExposed { topic: String },
     /// The student's producer, run with its defaults and then with
-    /// `CHINOOK_TUNED=1`: the tuned run sends `count` events in `margin_percent`
-    /// fewer bytes, or publishes them that much faster.
-    ProducerTuned { topic: String, count: u32, margin_percent: u32 },
+    /// `CHINOOK_TUNED=1`: the tuned run sends `count` events in `fewer_bytes_percent`
+    /// fewer bytes, or publishes them `faster_percent` faster (a wide margin:
+    /// two runs of the same settings differ by a quarter on a busy machine).
+    ProducerTuned { topic: String, count: u32, fewer_bytes_percent: u32, faster_percent: u32 },
     /// The student's producer frames events through the schema registry, and
     /// the consumer reads them before and after a compatible schema change.
     RegistryEvolution { topic: String },
@@ -225,8 +226,8 @@ pub async fn run(spec: &CheckSpec, id: &str, env: &Env) -> Judged {
         CheckSpec::SagaCompensates => saga::check(env, id, saga::Kind::Compensates).await,
         CheckSpec::SagaIds => saga::check(env, id, saga::Kind::Ids).await,
         CheckSpec::SagaExactlyOnce => saga::check(env, id, saga::Kind::ExactlyOnce).await,
-        CheckSpec::ProducerTuned { topic, count, margin_percent } => {
-            producer_tuned::check(env, id, topic, *count, *margin_percent).await
+        CheckSpec::ProducerTuned { topic, count, fewer_bytes_percent, faster_percent } => {
+            producer_tuned::check(env, id, topic, *count, (*fewer_bytes_percent, *faster_percent)).await
         }
         CheckSpec::RegistryEvolution { topic } => registry_evolution::check(env, id, topic).await,
         CheckSpec::BreakingCaught => breaking::check(env, id).await,

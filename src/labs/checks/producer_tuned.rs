@@ -2,8 +2,10 @@
 //! front door that counts the bytes of every Produce request — once with its
 //! defaults, once with `CHINOOK_TUNED=1` — each publishing the same number of
 //! events to a scratch topic. The tuned run must send the events in
-//! `margin` % fewer bytes, or at a `margin` % higher rate (events over the
-//! time from its first Produce request to its last).
+//! `fewer` % fewer bytes, or at a `faster` % higher rate (events over the
+//! time from its first Produce request to its last). The rate margin is the
+//! wider one: rates of two runs with the same settings differ by up to a
+//! quarter on a loaded machine, bytes by about 1 %.
 
 use std::time::Duration;
 
@@ -82,17 +84,18 @@ async fn run(
     result
 }
 
-pub async fn check(env: &Env, id: &str, topic: &str, count: u32, margin: u32) -> Checked {
+pub async fn check(env: &Env, id: &str, topic: &str, count: u32, (fewer_pc, faster_pc): (u32, u32)) -> Checked {
     let expected = format!(
-        "both runs exit 0 with {count} events stored; the tuned run sends at least {margin} % fewer bytes in Produce requests, or publishes at least {margin} % faster"
+        "both runs exit 0 with {count} events stored; the tuned run sends at least {fewer_pc} % fewer bytes in Produce requests, or publishes at least {faster_pc} % faster"
     );
     let (default, first) = run(env, id, 1, topic, count, false).await?;
     let (tuned, second) = run(env, id, 2, topic, count, true).await?;
-    let m = f64::from(margin) / 100.0;
     let fewer = 1.0 - tuned.traffic.bytes as f64 / default.traffic.bytes.max(1) as f64;
     let faster = tuned.rate() / default.rate() - 1.0;
     let complete = |r: &Run| r.ok && r.stored == count as usize;
-    let passed = complete(&default) && complete(&tuned) && (fewer >= m || faster >= m);
+    let passed = complete(&default)
+        && complete(&tuned)
+        && (fewer >= f64::from(fewer_pc) / 100.0 || faster >= f64::from(faster_pc) / 100.0);
     let observed = format!(
         "{}; {}; tuned: {:+.0} % bytes, {:+.0} % events/s",
         default.describe(),
