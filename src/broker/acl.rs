@@ -849,7 +849,18 @@ mod tests {
             MetadataRequestTopic::default().name(Some("alice.orders".into())),
             MetadataRequestTopic::default().name(Some("bob.orders".into())),
         ];
-        let frame = request(3, version, Body::MetadataRequest(MetadataRequest::default().topics(Some(topics))));
+        let frame = request(
+            3,
+            version,
+            Body::MetadataRequest(
+                MetadataRequest::default()
+                    .topics(Some(topics))
+                    .allow_auto_topic_creation(Some(false))
+                    .include_cluster_authorized_operations(Some(false))
+                    .include_topic_authorized_operations(Some(false)),
+            ),
+        );
+        assert!(Frame::request_from_bytes(&frame[..]).is_ok());
         let head = Head::of(&frame).unwrap();
         let Verdict::Forward(rewritten, After::Metadata(denied)) = gate.check(frame, head) else { panic!() };
         assert_eq!(denied, ["bob.orders"]);
@@ -858,11 +869,20 @@ mod tests {
         };
         assert_eq!(r.topics.unwrap().len(), 1, "only alice's topic reaches the broker");
         // The broker's answer for all topics: bob's goes, the refused one is added.
-        let answer = md::MetadataResponse::default().brokers(Some(Vec::new())).topics(Some(
-            ["alice.orders", "bob.orders", "customer_events"]
-                .map(|n| md::MetadataResponseTopic::default().name(Some(n.into())).partitions(Some(Vec::new())))
-                .to_vec(),
-        ));
+        let topic = |n: &str| {
+            md::MetadataResponseTopic::default()
+                .name(Some(n.into()))
+                .is_internal(Some(false))
+                .partitions(Some(Vec::new()))
+                .topic_authorized_operations(Some(0))
+        };
+        let answer = md::MetadataResponse::default()
+            .throttle_time_ms(Some(0))
+            .brokers(Some(Vec::new()))
+            .cluster_id(Some("c".into()))
+            .controller_id(Some(111))
+            .cluster_authorized_operations(Some(0))
+            .topics(Some(["alice.orders", "bob.orders", "customer_events"].map(topic).to_vec()));
         let answer =
             Frame::response(Header::Response { correlation_id: 9 }, Body::MetadataResponse(answer), 3, version)
                 .unwrap();
