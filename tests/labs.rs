@@ -415,11 +415,8 @@ fn verify_lab3(producer_bug: &str, consumer_bug: &str, check_bug: &str) -> (Work
     s.ok(&["topics", "create"]);
     let buf = root().join("target/clients/buf/node_modules/.bin/buf");
     assert!(buf.exists(), "{} is missing: run `bash .ci/buf.sh` first", buf.display());
-    let check = format!(
-        "STUDENT_BUG={check_bug} BUF={} {}",
-        buf.display(),
-        root().join("tests/students/schema_check.sh").display()
-    );
+    let check =
+        format!("STUDENT_BUG={check_bug} BUF={} {}", buf.display(), root().join("tests/students/schema_check.sh").display());
     let (producer, consumer) = (student("producer", producer_bug), student("consumer", consumer_bug));
     let (_, v) = verify_lab(&s, "3", &["--producer", &producer, "--consumer", &consumer, "--schema-check", &check]);
     assert_eq!(v["programs"], "student");

@@ -9,8 +9,8 @@ use crate::{
     broker::control,
     exit,
     faults::{
-        self, BrokerDown, Duplicates, Env, FaultError, LateEvents, Malformed, MalformedKind, Poison, RegistryBreak,
-        Report, SlowConsumer,
+        self, BrokerDown, Duplicates, Env, FaultError, LateEvents, Malformed, MalformedKind, Poison,
+        RegistryBreak, Report, SlowConsumer,
     },
     kafka::admin,
     ui::{self, Ui},
@@ -219,9 +219,7 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
             }
             BreakCommand::SchemaBreak => Ok(Some(faults::schema_break()?)),
             BreakCommand::RegistryBreak => {
-                ui.note(
-                    "registering a breaking schema version under a framed scratch topic's subject, then forcing it…",
-                );
+                ui.note("registering a breaking schema version under a framed scratch topic's subject, then forcing it…");
                 Ok(Some(RegistryBreak.run(&env).await?))
             }
             BreakCommand::SlowConsumer { rate, duration, handler_delay, .. } => {

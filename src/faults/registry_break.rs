@@ -8,19 +8,13 @@
 
 use super::{Env, FaultError, Report, Scratch, Verdict};
 use crate::{
-    codec::{
-        EVENT_TYPE,
-        framing::{self, Confluent},
-    },
+    codec::{EVENT_TYPE, framing::{self, Confluent}},
     events,
     kafka::{
         consumer::{self, ConsumeOptions, Decoders, StartAt},
         producer::{self, OutRecord, ProduceOptions},
     },
-    registry::{
-        self, Level,
-        client::{Client, ClientError},
-    },
+    registry::{self, Level, client::{Client, ClientError}},
     schema::examples::{Change, FILE},
 };
 
@@ -54,14 +48,7 @@ impl RegistryBreak {
         outcome
     }
 
-    async fn inject(
-        &self,
-        env: &Env,
-        client: &Client,
-        topic: &str,
-        dlq: &str,
-        subject: &str,
-    ) -> Result<Report, FaultError> {
+    async fn inject(&self, env: &Env, client: &Client, topic: &str, dlq: &str, subject: &str) -> Result<Report, FaultError> {
         let registry_error = |e: ClientError| FaultError::Registry(Box::new(e));
         let v1 = client.register_builtin(topic, EVENT_TYPE).await.map_err(registry_error)?;
         let send = |records| async { producer::produce(&env.conn, &ProduceOptions::default(), records, |_| {}).await };

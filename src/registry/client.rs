@@ -151,8 +151,7 @@ impl Client {
     pub async fn set_compatibility(&self, subject: &str, level: super::Level) -> Result<(), ClientError> {
         let url = self.path(&["config", subject]);
         let body = serde_json::json!({ "compatibility": level });
-        let _: serde_json::Value =
-            self.call(&format!("setting {subject}'s compatibility"), self.http.put(url).json(&body)).await?;
+        let _: serde_json::Value = self.call(&format!("setting {subject}'s compatibility"), self.http.put(url).json(&body)).await?;
         Ok(())
     }
 
