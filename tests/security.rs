@@ -4,7 +4,8 @@
 //! for kcat, which nobody here wrote —; a wrong password, an untrusted
 //! certificate and a plaintext client each get a clear error (exit 4); a
 //! profile carries the settings; and no password is left in anything a run
-//! writes or prints.
+//! writes or prints. A broker for a room holds each student to their topic
+//! prefix (`alice.`), for chinook and for kcat, and prints a card per student.
 
 mod common;
 
@@ -18,10 +19,14 @@ fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-/// A broker in `s` with `extra` flags and a users file (ada, and grace).
+/// A broker in `s` with `extra` flags and a users file (ada, and grace),
+/// both allowed every topic (`*`: these tests use the lab's topics).
 fn start(s: &Workdir, extra: &[&str]) {
-    std::fs::write(s.dir.path().join("class.csv"), format!("user,password\nada,{PASSWORD}\ngrace,hopper-11\n"))
-        .unwrap();
+    std::fs::write(
+        s.dir.path().join("class.csv"),
+        format!("user,password,prefix\nada,{PASSWORD},*\ngrace,hopper-11,*\n"),
+    )
+    .unwrap();
     let mut args = vec!["--users", "class.csv"];
     args.extend_from_slice(extra);
     s.start(&args);
@@ -192,4 +197,155 @@ fn a_profile_carries_brokers_tls_and_sasl() {
     let out = run(PASSWORD, &["topics", "list", "--profile", "nope"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("no profile \"nope\"") && text(&out).contains("(it has: class)"), "{}", text(&out));
+}
+
+const ALICE: &str = "alice-secret-4e1d";
+const BOB: &str = "bob-secret-93c2";
+
+/// A room: alice and bob, each held to their own prefix (the default `{user}.`).
+fn room(s: &Workdir, extra: &[&str]) -> Output {
+    std::fs::write(s.dir.path().join("class.csv"), format!("# the class\nalice,{ALICE}\nbob,{BOB}\n")).unwrap();
+    let mut args = vec!["broker", "start", "--port", &s.port, "--users", "class.csv"];
+    args.extend_from_slice(extra);
+    s.ok(&args)
+}
+
+/// kcat as `user` (PLAIN), with `args`; its output.
+fn kcat(s: &Workdir, user: &str, password: &str, args: &[&str], input: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kcat")
+        .args(["-b", &s.brokers(), "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=PLAIN"])
+        .arg("-X")
+        .arg(format!("sasl.username={user}"))
+        .arg("-X")
+        .arg(format!("sasl.password={password}"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat is installed (.ci/run installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(input) = input {
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    let status = wait_or_kill(&mut child, std::time::Duration::from_secs(60));
+    let mut out = child.wait_with_output().unwrap();
+    out.status = status;
+    out
+}
+
+#[test]
+fn a_room_broker_holds_each_student_to_their_prefix() {
+    let s = Workdir::new();
+    room(&s, &[]);
+    // chinook (librdkafka through the rdkafka crate), SCRAM-SHA-512.
+    let scram = ["--sasl-mechanism", "SCRAM-SHA-512"];
+    let alice = |args: &[&str]| as_user(&s, "alice", ALICE, &[args, &scram[..]].concat());
+    let out = alice(&["topics", "create", "alice.orders"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = as_user(&s, "bob", BOB, &["topics", "create", "bob.orders", "--sasl-mechanism", "SCRAM-SHA-256"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = alice(&["topics", "create", "bob.sneaky"]);
+    assert!(!out.status.success(), "alice created a topic outside her prefix: {}", text(&out));
+    assert!(text(&out).contains("authorization failed"), "{}", text(&out));
+    // alice's listing has her topic only (bob's and the broker's others are cut).
+    let out = alice(&["topics", "list", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("alice.orders"), "{listed}");
+    assert!(!listed.contains("bob.orders"), "alice sees bob's topic: {listed}");
+    // kcat, which nobody here wrote: produce and consume her own topic.
+    let out = kcat(&s, "alice", ALICE, &["-P", "-t", "alice.orders"], Some("first\nsecond\n"));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kcat(&s, "alice", ALICE, &["-C", "-t", "alice.orders", "-o", "beginning", "-e"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>(), ["first", "second"]);
+    // bob's topic: a clear authorization error, to produce and in metadata.
+    let out = kcat(&s, "alice", ALICE, &["-P", "-t", "bob.orders"], Some("intruder\n"));
+    assert!(text(&out).contains("Topic authorization failed"), "{}", text(&out));
+    let out = kcat(&s, "alice", ALICE, &["-L", "-t", "bob.orders"], None);
+    assert!(text(&out).contains("Topic authorization failed"), "{}", text(&out));
+    // Nothing of alice's reached bob's topic; bob reads it as empty, and does not see alice's.
+    let out = kcat(&s, "bob", BOB, &["-C", "-t", "bob.orders", "-o", "beginning", "-e"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "alice's record reached bob's topic");
+    let out = kcat(&s, "bob", BOB, &["-L"], None);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("\"bob.orders\"") && !listing.contains("alice.orders"), "{listing}");
+    // The door said what it refused, in the broker's log (no password there).
+    let log = std::fs::read_to_string(s.dir.path().join(".chinook/broker/broker.log")).unwrap();
+    assert!(log.contains("refused \"alice\"'s request") && log.contains("bob.orders"), "{log}");
+}
+
+#[test]
+fn a_users_file_that_will_not_do_is_a_diagnostic() {
+    let s = Workdir::new();
+    // One prefix covers another user's topics.
+    std::fs::write(s.dir.path().join("class.csv"), "al,x1\nal.ice,x2\n").unwrap();
+    let out = s.run(&["broker", "start", "--port", &s.port, "--users", "class.csv"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("also covers") && !text(&out).contains("panicked"), "{}", text(&out));
+    assert!(!text(&out).contains("x1") && !text(&out).contains("x2"), "a password in the error: {}", text(&out));
+    std::fs::write(s.dir.path().join("class.csv"), "ada,pw-77,bad prefix\n").unwrap();
+    let out = s.run(&["broker", "start", "--port", &s.port, "--users", "class.csv"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not a topic prefix") && !text(&out).contains("pw-77"), "{}", text(&out));
+}
+
+/// Every command of a class's day that touches a password, then a search
+/// for the passwords in everything printed and everything left on disk.
+#[test]
+fn passwords_never_leave_the_users_file() {
+    let s = Workdir::new();
+    let mut printed = Vec::new();
+    let mut keep = |out: Output| {
+        printed.push(text(&out));
+        out
+    };
+    let out = keep(room(&s, &["--tls", "--format", "json"]));
+    let started: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cards = started["cards"]["cards"].as_array().expect("cards in the start's JSON");
+    assert_eq!(cards.len(), 2);
+    assert_eq!(cards[0]["user"], "alice");
+    assert_eq!(cards[0]["security_protocol"], "SASL_SSL");
+    assert!(cards[0]["topics"].as_str().unwrap().starts_with("alice."), "{}", cards[0]);
+    assert!(cards[0]["ca_file"].as_str().unwrap().ends_with("tls-ca.pem"));
+    for args in [&["broker", "cards"][..], &["broker", "cards", "--format", "json"]] {
+        let out = keep(s.ok(args));
+        assert!(text(&out).contains("--sasl-username bob"), "{}", text(&out));
+    }
+    let scram = ["--sasl-mechanism", "SCRAM-SHA-512"];
+    for (args, ok) in [
+        (&["topics", "create", "alice.orders"][..], true),
+        (&["produce", "customer-created", "--topic", "alice.orders", "--count", "3"], true),
+        (&["consume", "--topic", "alice.orders", "--until-end", "--offset", "start", "--format", "jsonl"], true),
+        (&["broker", "status"], true),
+        (&["broker", "status", "--format", "json"], true),
+        (&["topics", "create", "bob.orders", "-v"], false),
+    ] {
+        let out = keep(as_user(&s, "alice", ALICE, &[args, &scram[..]].concat()));
+        assert_eq!(out.status.success(), ok, "{args:?}: {}", text(&out));
+    }
+    // A wrong password (bob's, as alice), with -v and as JSON.
+    for args in [&["topics", "list", "-v"][..], &["broker", "status", "--format", "json"]] {
+        let out = keep(as_user(&s, "alice", BOB, &[args, &scram[..]].concat()));
+        assert!(!out.status.success(), "{}", text(&out));
+    }
+    keep(s.ok(&["broker", "logs"]));
+    for (i, out) in printed.iter().enumerate() {
+        for password in [ALICE, BOB] {
+            assert!(!out.contains(password), "output {i} holds a password: {out}");
+        }
+    }
+    let files = files_under(s.dir.path());
+    assert!(files.iter().any(|(p, _)| p.ends_with("broker.log")), "the broker log is searched");
+    for (path, content) in files {
+        if !path.ends_with("class.csv") {
+            for password in [ALICE, BOB] {
+                assert!(!content.contains(password), "{path} holds a password");
+            }
+        }
+    }
 }

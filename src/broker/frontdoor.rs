@@ -38,7 +38,8 @@ use tokio::{
 };
 
 use super::{
-    adapter::Adapter,
+    acl::{After, Verdict},
+    adapter::{Adapter, Head},
     guard::{ClientRx, ClientTx, Guard},
 };
 
@@ -316,6 +317,10 @@ struct Link {
     broker_rx: OwnedReadHalf,
     broker_tx: OwnedWriteHalf,
     epoch: watch::Receiver<u64>,
+    /// The topic prefix this client's user is held to, if any.
+    gate: Option<super::acl::Gate>,
+    /// The address the client reached the door at.
+    reached: Option<SocketAddr>,
 }
 
 /// Connects `client` to the broker, once the guard lets it in (None when it
@@ -324,18 +329,28 @@ async fn link(shared: &Shared, client: TcpStream) -> Option<Link> {
     let broker = TcpStream::connect(shared.target).await.ok()?;
     let _ = client.set_nodelay(true);
     let _ = broker.set_nodelay(true);
+    let reached = client.local_addr().ok();
     let (mut broker_rx, mut broker_tx) = broker.into_split();
-    let (client_rx, client_tx) =
+    let (client_rx, client_tx, user) =
         shared.guard.enter(client, &mut broker_rx, &mut broker_tx, shared.adapter.as_ref()).await?;
-    Some(Link { client_rx, client_tx, broker_rx, broker_tx, epoch: shared.epoch.subscribe() })
+    let gate = match (&shared.guard.acl, user) {
+        (Some(acl), Some(user)) => acl.gate(&user),
+        _ => None,
+    };
+    Some(Link { client_rx, client_tx, broker_rx, broker_tx, epoch: shared.epoch.subscribe(), gate, reached })
 }
 
 async fn relay(shared: Arc<Shared>, client: TcpStream) {
-    let Some(Link { mut client_rx, mut client_tx, mut broker_rx, mut broker_tx, mut epoch }) =
+    let Some(Link { mut client_rx, mut client_tx, mut broker_rx, mut broker_tx, mut epoch, gate, .. }) =
         link(&shared, client).await
     else {
         return;
     };
+    if gate.is_some() {
+        // A byte relay cannot check requests: a user held to a prefix does not get through.
+        eprintln!("front door: topic prefixes are checked in front of the embedded engine only; connection closed");
+        return;
+    }
     let upstream = tokio::io::copy(&mut client_rx, &mut broker_tx);
     let downstream = async {
         let mut buf = vec![0u8; 64 * 1024];
@@ -361,17 +376,46 @@ async fn relay(shared: Arc<Shared>, client: TcpStream) {
 /// A relay through the adapter: one request at a time, each answer read
 /// whole (tansu serves a connection in order, so nothing is lost in pace).
 async fn adapted(shared: Arc<Shared>, client: TcpStream, adapter: Adapter) {
-    let Some(Link { mut client_rx, mut client_tx, mut broker_rx, mut broker_tx, mut epoch }) =
+    let Some(Link { mut client_rx, mut client_tx, mut broker_rx, mut broker_tx, mut epoch, gate, reached }) =
         link(&shared, client).await
     else {
         return;
     };
+    // Listening on every address (0.0.0.0), the broker advertises that: each
+    // client is told the address it reached instead, so other machines stay here.
+    let advertise = reached.filter(|_| shared.addr.ip().is_unspecified());
     let serve = async {
         while let Ok(request) = read_frame(&mut client_rx).await {
+            let Some(head) = Head::of(&request) else { break };
+            let (request, after) = match gate.as_ref().map(|g| g.check(request.clone(), head)) {
+                None => (request, After::Nothing),
+                Some(Verdict::Forward(request, after)) => (request, after),
+                Some(Verdict::Answer(Some(answer))) => {
+                    if client_tx.write_all(&answer).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Some(Verdict::Answer(None)) => continue,
+                Some(Verdict::Close) => break,
+            };
             let answer = match adapter.exchange(request, &mut broker_rx, &mut broker_tx).await {
                 Ok(Some(answer)) => answer,
                 Ok(None) => continue,
                 Err(_) => break,
+            };
+            let answer = match &gate {
+                Some(g) => match g.after(answer, head, after) {
+                    Some(answer) => answer,
+                    None => break,
+                },
+                None => answer,
+            };
+            let answer = match advertise {
+                Some(at) if head.key == advertise::METADATA => {
+                    advertise::rewrite(&answer, head.version, at).unwrap_or(answer)
+                }
+                _ => answer,
             };
             let delay = shared.latency_ms.load(Ordering::Relaxed);
             if delay > 0 {
@@ -418,7 +462,7 @@ mod advertise {
     use super::{Link, Shared, TcpStream, link, read_frame};
 
     const PRODUCE: i16 = 0;
-    const METADATA: i16 = 3;
+    pub(super) const METADATA: i16 = 3;
 
     fn be_i16(b: &[u8]) -> i16 {
         i16::from_be_bytes([b[0], b[1]])
@@ -429,7 +473,7 @@ mod advertise {
     }
 
     /// The Metadata response `frame` (of `version`) with every broker at `door`.
-    fn rewrite(frame: &[u8], version: i16, door: std::net::SocketAddr) -> Option<Vec<u8>> {
+    pub(super) fn rewrite(frame: &[u8], version: i16, door: std::net::SocketAddr) -> Option<Vec<u8>> {
         let Frame { header, body, .. } = Frame::response_from_bytes(frame, METADATA, version).ok()?;
         let Body::MetadataResponse(mut metadata) = body else {
             return None;
@@ -442,7 +486,7 @@ mod advertise {
     }
 
     pub(super) async fn relay(shared: Arc<Shared>, client: TcpStream) {
-        let Some(Link { mut client_rx, mut client_tx, mut broker_rx, mut broker_tx, mut epoch }) =
+        let Some(Link { mut client_rx, mut client_tx, mut broker_rx, mut broker_tx, mut epoch, .. }) =
             link(&shared, client).await
         else {
             return;

@@ -4,6 +4,8 @@
 //! answers SaslHandshake and SaslAuthenticate itself, passes ApiVersions on
 //! (adding the SASL APIs to the answer when the broker does not list them),
 //! and closes the connection on anything else, as a Kafka broker does.
+//! The door then knows who is on each connection: with topic prefixes
+//! ([`super::acl`]), it checks that user's requests.
 
 use std::{sync::Arc, time::Duration};
 
@@ -40,21 +42,23 @@ const ENTRY_LIMIT: Duration = Duration::from_secs(30);
 pub struct Guard {
     pub tls: Option<Tls>,
     pub users: Option<Arc<Users>>,
+    /// Each user's topic scope (with `users`).
+    pub acl: Option<Arc<super::acl::Acl>>,
 }
 
 pub type ClientRx = Box<dyn AsyncRead + Send + Unpin>;
 pub type ClientTx = Box<dyn AsyncWrite + Send + Unpin>;
 
 impl Guard {
-    /// The client's two halves once it is through (TLS undone), or None when
-    /// it did not get in.
+    /// The client's two halves once it is through (TLS undone) and the user
+    /// it logged in as (with `--users`), or None when it did not get in.
     pub async fn enter(
         &self,
         client: TcpStream,
         broker_rx: &mut OwnedReadHalf,
         broker_tx: &mut OwnedWriteHalf,
         adapter: Option<&Adapter>,
-    ) -> Option<(ClientRx, ClientTx)> {
+    ) -> Option<(ClientRx, ClientTx, Option<String>)> {
         let entry = async {
             let (mut rx, mut tx): (ClientRx, ClientTx) = match &self.tls {
                 Some(tls) => {
@@ -67,10 +71,11 @@ impl Guard {
                     (Box::new(r), Box::new(w))
                 }
             };
-            if let Some(users) = &self.users {
-                authenticate(users, &mut rx, &mut tx, broker_rx, broker_tx, adapter).await?;
-            }
-            Some((rx, tx))
+            let user = match &self.users {
+                Some(users) => Some(authenticate(users, &mut rx, &mut tx, broker_rx, broker_tx, adapter).await?),
+                None => None,
+            };
+            Some((rx, tx, user))
         };
         tokio::time::timeout(ENTRY_LIMIT, entry).await.ok().flatten()
     }
@@ -105,7 +110,7 @@ fn with_sasl_apis(response: Vec<u8>, version: i16) -> Vec<u8> {
     patched().unwrap_or(response)
 }
 
-/// Runs the SASL exchange; Some once the client has authenticated.
+/// Runs the SASL exchange; the user, once the client has authenticated.
 async fn authenticate(
     users: &Users,
     rx: &mut ClientRx,
@@ -113,7 +118,7 @@ async fn authenticate(
     broker_rx: &mut OwnedReadHalf,
     broker_tx: &mut OwnedWriteHalf,
     adapter: Option<&Adapter>,
-) -> Option<()> {
+) -> Option<String> {
     let mut exchange: Option<Exchange> = None;
     loop {
         let request = read_frame(rx).await.ok()?;
@@ -147,11 +152,11 @@ async fn authenticate(
                     return None;
                 };
                 let (code, message, bytes, done) = match exchange.as_mut().map(|e| e.step(users, &auth.auth_bytes)) {
-                    Some(Step::Continue(bytes)) => (0, None, bytes, false),
-                    Some(Step::Done { answer, .. }) => (0, None, answer, true),
-                    Some(Step::Failed(reason)) => (SASL_AUTHENTICATION_FAILED, Some(reason), Vec::new(), false),
+                    Some(Step::Continue(bytes)) => (0, None, bytes, None),
+                    Some(Step::Done { answer, user }) => (0, None, answer, Some(user)),
+                    Some(Step::Failed(reason)) => (SASL_AUTHENTICATION_FAILED, Some(reason), Vec::new(), None),
                     None => {
-                        (ILLEGAL_SASL_STATE, Some("SaslAuthenticate before SaslHandshake".into()), Vec::new(), false)
+                        (ILLEGAL_SASL_STATE, Some("SaslAuthenticate before SaslHandshake".into()), Vec::new(), None)
                     }
                 };
                 let body = SaslAuthenticateResponse::default()
@@ -161,8 +166,8 @@ async fn authenticate(
                     .session_lifetime_ms(Some(0));
                 let reply = answer(Body::SaslAuthenticateResponse(body), key, version, correlation)?;
                 tx.write_all(&reply).await.ok()?;
-                if done {
-                    return Some(());
+                if done.is_some() {
+                    return done;
                 }
                 if code != 0 {
                     // The client reads the reason; then the connection is closed.

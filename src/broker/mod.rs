@@ -1,8 +1,9 @@
 //! The broker a student runs: engines (embedded tansu, Bufstream, or an
 //! external broker), the background process and its state files under
 //! `.chinook/broker/`, the front door that stages outages and guards the
-//! broker (TLS, SASL), and the control endpoint the CLI talks to.
+//! broker (TLS, SASL, topic prefixes), and the control endpoint the CLI talks to.
 
+pub mod acl;
 pub mod adapter;
 pub mod bufstream;
 pub mod context;
@@ -105,6 +106,24 @@ pub enum BrokerError {
     #[diagnostic(code(chinook::broker::unsupported), help("start one with `chinook broker start`"))]
     Unsupported { feature: String, engine: String },
 
+    #[error("the users file {file}: {reason}")]
+    #[diagnostic(
+        code(chinook::broker::users),
+        help(
+            "one `user,password` or `user,password,prefix` per line; the prefix (or --topic-prefix, default `{{user}}.`) starts the names of the topics that user may use, `*` lets them use every topic"
+        )
+    )]
+    BadUsers { file: String, reason: String },
+
+    #[error("topic prefixes are enforced in front of the embedded engine only; this broker is {engine}")]
+    #[diagnostic(
+        code(chinook::broker::prefixes),
+        help(
+            "use the embedded engine (the default), or let every user use every topic: --topic-prefix '*' (and no prefix in the users file)"
+        )
+    )]
+    PrefixesNeedEmbedded { engine: String },
+
     #[error("this chinook was built without the embedded broker")]
     #[diagnostic(
         code(chinook::broker::slim),
@@ -193,6 +212,12 @@ pub struct State {
     /// The users file, when it requires SASL (the path only: passwords stay in the file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<PathBuf>,
+    /// The topic prefix template for users without a third column (with `users`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_prefix: Option<String>,
+    /// The address it listens on, when not loopback (0.0.0.0: every address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<std::net::IpAddr>,
     /// The schema registry (Confluent's REST API), when it serves one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<SocketAddr>,

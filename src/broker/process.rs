@@ -26,6 +26,9 @@ pub struct Options {
     pub tls: bool,
     /// Require SASL (PLAIN, SCRAM-SHA-256/512) from the users in this file.
     pub users: Option<PathBuf>,
+    /// The topic prefix of users without one in the file's third column
+    /// (`{user}` stands for the name; `*`: every topic). See [`super::acl`].
+    pub topic_prefix: String,
     /// Where the schema registry listens (embedded engine).
     pub registry: RegistryPort,
 }
@@ -50,6 +53,7 @@ impl Default for Options {
             schemas: true,
             tls: false,
             users: None,
+            topic_prefix: super::acl::DEFAULT_TEMPLATE.into(),
             registry: RegistryPort::Default,
         }
     }
@@ -99,6 +103,8 @@ pub async fn serve(options: &Options, paths: &Paths, on_ready: impl FnOnce(&Stat
         schema_enforcement: options.schemas,
         tls_ca: options.tls.then(|| paths.tls_ca()),
         users: options.users.as_ref().map(|u| std::path::absolute(u).unwrap_or_else(|_| u.clone())),
+        topic_prefix: options.users.as_ref().map(|_| options.topic_prefix.clone()),
+        listen: (!options.host.is_loopback()).then_some(options.host),
         registry: registry.map(super::client_address),
     };
     let (stop_tx, mut stop_rx) = mpsc::channel(1);
@@ -158,16 +164,24 @@ fn guard(options: &Options, paths: &Paths) -> Result<Guard, BrokerError> {
         }
         false => None,
     };
-    let users = match &options.users {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| BrokerError::io(path, e))?;
-            let users = super::sasl::Users::parse(&text)
-                .map_err(|reason| BrokerError::Io { what: path.display().to_string(), reason })?;
-            Some(std::sync::Arc::new(users))
-        }
-        None => None,
+    let (users, acl) = match class(options)? {
+        Some((users, acl)) => (Some(std::sync::Arc::new(users)), Some(std::sync::Arc::new(acl))),
+        None => (None, None),
     };
-    Ok(Guard { tls, users })
+    Ok(Guard { tls, users, acl })
+}
+
+/// The users file named, read, and each user's topic scope.
+fn class(options: &Options) -> Result<Option<(super::sasl::Users, super::acl::Acl)>, BrokerError> {
+    let Some(path) = &options.users else { return Ok(None) };
+    let bad = |reason| BrokerError::BadUsers { file: path.display().to_string(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| BrokerError::io(path, e))?;
+    let users = super::sasl::Users::parse(&text).map_err(bad)?;
+    let acl = super::acl::Acl::new(&users, &options.topic_prefix).map_err(bad)?;
+    if acl.scopes().any(|(_, s)| *s != super::acl::Scope::Any) && options.engine != Engine::Embedded {
+        return Err(BrokerError::PrefixesNeedEmbedded { engine: options.engine.to_string() });
+    }
+    Ok(Some((users, acl)))
 }
 
 async fn start_engine(
@@ -297,7 +311,8 @@ pub async fn start_detached(options: &Options, paths: &Paths) -> Result<Started,
     if let Some(state) = running {
         return Ok(Started { state, fresh: false, cleared_stale_pid, ready_ms: 0 });
     }
-    // Fail early, in this process, with the owner of the port.
+    // Fail early, in this process: a users file that will not do, the owner of the port.
+    class(options)?;
     drop(bind(options.host, options.port).await?);
     std::fs::create_dir_all(&paths.dir).map_err(|e| BrokerError::io(&paths.dir, e))?;
     let log = std::fs::File::create(paths.log()).map_err(|e| BrokerError::io(&paths.log(), e))?;
@@ -324,6 +339,7 @@ pub async fn start_detached(options: &Options, paths: &Paths) -> Result<Started,
         // The broker process starts in this directory too, but an absolute path reads better in `ps`.
         let users = std::path::absolute(users).unwrap_or_else(|_| users.clone());
         args.extend(["--users".into(), users.display().to_string()]);
+        args.extend(["--topic-prefix".into(), options.topic_prefix.clone()]);
     }
     match options.registry {
         RegistryPort::Default => {}

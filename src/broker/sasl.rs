@@ -1,6 +1,7 @@
 //! SASL at the front door, for a broker started with `--users FILE`: the
 //! server side of PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 5802, RFC
-//! 7677) against the users listed in the file (`user,password` per line).
+//! 7677) against the users listed in the file (`user,password` per line, and
+//! an optional third column: the user's topic prefix, see [`super::acl`]).
 //! The door runs the exchange itself (SaslHandshake, SaslAuthenticate) before
 //! anything reaches the broker; passwords stay in memory, never on disk or in
 //! output.
@@ -22,32 +23,57 @@ const ITERATIONS: u32 = 4096;
 #[derive(Clone, Debug, Default)]
 pub struct Users {
     passwords: BTreeMap<String, Secret>,
+    /// The third column, where a line has one (`*`: any topic).
+    prefixes: BTreeMap<String, String>,
 }
 
 impl Users {
-    /// Reads `user,password` lines (blank lines, `#` comments and a
-    /// `user,password` header skipped); an error names the line.
+    /// Reads `user,password[,prefix]` lines (blank lines, `#` comments and
+    /// a `user,password[,prefix]` header skipped); an error names the line,
+    /// never a password.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut passwords = BTreeMap::new();
+        let mut prefixes = BTreeMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.eq_ignore_ascii_case("user,password") {
+            if line.is_empty()
+                || line.starts_with('#')
+                || line.eq_ignore_ascii_case("user,password")
+                || line.eq_ignore_ascii_case("user,password,prefix")
+            {
                 continue;
             }
-            let mut fields = line.split(',').map(str::trim);
-            match (fields.next(), fields.next()) {
-                (Some(user), Some(password)) if !user.is_empty() && !password.is_empty() => {
-                    if passwords.insert(user.to_string(), Secret::new(password)).is_some() {
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            match fields.as_slice() {
+                [user, password, rest @ ..] if !user.is_empty() && !password.is_empty() && rest.len() <= 1 => {
+                    if passwords.insert(user.to_string(), Secret::new(*password)).is_some() {
                         return Err(format!("line {}: user {user:?} is listed twice", n + 1));
                     }
+                    match rest {
+                        [""] => return Err(format!("line {}: the third column (topic prefix) is empty", n + 1)),
+                        [prefix] => {
+                            prefixes.insert(user.to_string(), prefix.to_string());
+                        }
+                        _ => {}
+                    }
                 }
-                _ => return Err(format!("line {}: expected `user,password`", n + 1)),
+                _ => {
+                    return Err(format!(
+                        "line {}: expected `user,password` or `user,password,prefix` (a password cannot hold a comma)",
+                        n + 1
+                    ));
+                }
             }
         }
         if passwords.is_empty() {
             return Err("no user in the file (one `user,password` per line)".into());
         }
-        Ok(Self { passwords })
+        Ok(Self { passwords, prefixes })
+    }
+
+    /// The topic prefix the file gives `user` (its third column), if any.
+    pub fn prefix(&self, user: &str) -> Option<&str> {
+        self.prefixes.get(user).map(String::as_str)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -256,6 +282,10 @@ mod tests {
         assert_eq!(users().names().collect::<Vec<_>>(), ["ada", "alan"]);
         assert!(Users::parse("ada\n").unwrap_err().contains("line 1"));
         assert!(Users::parse("ada,x\nada,y\n").unwrap_err().contains("twice"));
+        assert!(Users::parse("ada,x,y,z\n").unwrap_err().contains("line 1"));
+        assert!(Users::parse("ada,x,\n").unwrap_err().contains("empty"));
+        let with = Users::parse("user,password,prefix\nada,x,lab.\nalan,y\n").unwrap();
+        assert_eq!((with.prefix("ada"), with.prefix("alan")), (Some("lab."), None));
         assert!(Users::parse("# nobody\n").is_err());
     }
 

@@ -23,7 +23,51 @@ pub fn names(host: IpAddr) -> Vec<String> {
     if !host.is_unspecified() && !names.contains(&host.to_string()) {
         names.push(host.to_string());
     }
+    if host.is_unspecified() {
+        // Every address: the ones other machines reach it at, and its name.
+        names.extend(local_addresses().iter().map(IpAddr::to_string));
+        names.extend(hostname());
+    }
     names
+}
+
+/// This machine's IPv4 addresses other than loopback, from its interfaces
+/// (read locally: nothing is sent).
+pub fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list`, walked read-only and freed once.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return out;
+        }
+        let mut at = list;
+        while !at.is_null() {
+            let addr = (*at).ifa_addr;
+            if !addr.is_null() && i32::from((*addr).sa_family) == libc::AF_INET {
+                let v4 = &*(addr as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+                if !ip.is_loopback() && !out.contains(&IpAddr::V4(ip)) {
+                    out.push(IpAddr::V4(ip));
+                }
+            }
+            at = (*at).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    out
+}
+
+/// This machine's host name.
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    std::str::from_utf8(&buf[..end]).ok().filter(|h| !h.is_empty()).map(str::to_string)
 }
 
 /// A fresh CA and a server certificate it signs for `names`.

@@ -40,6 +40,11 @@ pub enum BrokerCommand {
         #[arg(short = 'n', long, default_value_t = 50)]
         lines: usize,
     },
+    /// One connection card per user of the managed broker's users file (no passwords).
+    #[command(
+        after_help = "Examples:\n  chinook broker cards\n  chinook broker cards --format json\n\nEach card: the address other machines use, protocol, mechanism, user, topic prefix, the CA\nfile to trust (--tls), a chinook command line and librdkafka properties. Passwords stay in the\nusers file: each student already has theirs."
+    )]
+    Cards,
     /// Take the broker "down" for clients: close every connection, refuse new ones, then come back.
     #[command(
         after_help = "The broker and its data keep running behind chinook's front door; clients see what a\nbroker restart looks like. Examples:\n  chinook broker outage --for 10s\n  chinook broker outage --end"
@@ -83,6 +88,11 @@ pub struct RunArgs {
     /// `user,password` per line.
     #[arg(long, value_name = "FILE")]
     pub users: Option<std::path::PathBuf>,
+    /// With --users: the topic prefix each user is held to, unless the users file gives one in a
+    /// third column (`user,password,prefix`). `{user}` stands for the user name; `*` lets every
+    /// user use every topic.
+    #[arg(long, value_name = "TEMPLATE", default_value = crate::broker::acl::DEFAULT_TEMPLATE, requires = "users")]
+    pub topic_prefix: String,
     /// The schema registry's port (Confluent's REST API; default 8081, or a free port when
     /// 8081 is taken). The embedded engine only.
     #[arg(long, value_name = "PORT", conflicts_with = "no_registry")]
@@ -101,6 +111,7 @@ impl RunArgs {
             schemas: !self.no_schemas,
             tls: self.tls,
             users: self.users.clone(),
+            topic_prefix: self.topic_prefix.clone(),
             registry: match (self.no_registry, self.registry_port) {
                 (true, _) => process::RegistryPort::Off,
                 (false, Some(p)) => process::RegistryPort::Port(p),
@@ -143,6 +154,114 @@ fn security_card(s: &State) -> String {
     card
 }
 
+/// The connection cards of a broker with users.
+mod cards {
+    use serde::Serialize;
+
+    use crate::broker::{BrokerError, State, acl::Scope};
+
+    #[derive(Debug, Serialize)]
+    pub struct Cards {
+        pub cards: Vec<Card>,
+        /// Where the passwords are (never what they are).
+        pub passwords: String,
+        pub notes: Vec<String>,
+    }
+
+    #[derive(Debug, Serialize)]
+    pub struct Card {
+        pub user: String,
+        /// The topic prefix (`*`: every topic).
+        pub topics: String,
+        pub bootstrap: String,
+        pub security_protocol: &'static str,
+        pub sasl_mechanism: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub ca_file: Option<String>,
+        /// A ready-to-paste chinook command line (it asks for the password).
+        pub chinook: String,
+        /// librdkafka settings; the password's value is a placeholder.
+        pub librdkafka: Vec<(String, String)>,
+    }
+
+    /// The cards of the managed broker `s`: an error when it takes no logins.
+    pub fn of(s: &State) -> Result<Cards, BrokerError> {
+        let Some(file) = &s.users else {
+            return Err(BrokerError::BadUsers {
+                file: "(none)".into(),
+                reason: "this broker takes no logins: start it with --users FILE for cards".into(),
+            });
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| BrokerError::io(file, e))?;
+        let bad = |reason| BrokerError::BadUsers { file: file.display().to_string(), reason };
+        let users = crate::broker::sasl::Users::parse(&text).map_err(bad)?;
+        let template = s.topic_prefix.clone().unwrap_or_else(|| crate::broker::acl::DEFAULT_TEMPLATE.into());
+        let acl = crate::broker::acl::Acl::new(&users, &template).map_err(bad)?;
+        let (host, mut notes) = reachable(s);
+        let bootstrap = format!("{host}:{}", s.bootstrap.port());
+        let protocol = if s.tls_ca.is_some() { "SASL_SSL" } else { "SASL_PLAINTEXT" };
+        let mechanism = "SCRAM-SHA-512";
+        if s.tls_ca.is_none() && s.listen.is_some() {
+            notes.push("without --tls, passwords and events cross the network in the clear".into());
+        }
+        let cards = acl
+            .scopes()
+            .map(|(user, scope)| {
+                let topic = match scope {
+                    Scope::Any => "orders".to_string(),
+                    Scope::Prefix(p) => format!("{p}orders"),
+                };
+                let ca = s.tls_ca.as_ref().map(|_| " --ca-cert tls-ca.pem").unwrap_or_default();
+                let chinook = format!(
+                    "read -rs CHINOOK_SASL_PASSWORD && export CHINOOK_SASL_PASSWORD && chinook topics create {topic} --brokers {bootstrap} --sasl-mechanism {mechanism} --sasl-username {user}{ca}"
+                );
+                let mut props = vec![
+                    ("bootstrap.servers".to_string(), bootstrap.clone()),
+                    ("security.protocol".into(), protocol.into()),
+                    ("sasl.mechanisms".into(), mechanism.into()),
+                    ("sasl.username".into(), user.to_string()),
+                    ("sasl.password".into(), "<your password>".into()),
+                ];
+                if s.tls_ca.is_some() {
+                    props.push(("ssl.ca.location".into(), "tls-ca.pem".into()));
+                }
+                Card {
+                    user: user.to_string(),
+                    topics: match scope {
+                        Scope::Any => "* (every topic)".into(),
+                        Scope::Prefix(p) => format!("{p}* (names starting with {p})"),
+                    },
+                    bootstrap: bootstrap.clone(),
+                    security_protocol: protocol,
+                    sasl_mechanism: mechanism,
+                    ca_file: s.tls_ca.as_ref().map(|p| p.display().to_string()),
+                    chinook,
+                    librdkafka: props,
+                }
+            })
+            .collect();
+        Ok(Cards { cards, passwords: format!("their line of {}", file.display()), notes })
+    }
+
+    /// The host other machines reach the broker at, and a note when only this machine can.
+    fn reachable(s: &State) -> (String, Vec<String>) {
+        match s.listen {
+            Some(ip) if ip.is_unspecified() => match crate::broker::tls::local_addresses().first() {
+                Some(ip) => (ip.to_string(), Vec::new()),
+                None => (
+                    crate::broker::tls::hostname().unwrap_or_else(|| "localhost".into()),
+                    vec!["no network address found on this machine: the bootstrap is its host name".into()],
+                ),
+            },
+            Some(ip) => (ip.to_string(), Vec::new()),
+            None => (
+                s.bootstrap.ip().to_string(),
+                vec!["the broker listens on loopback: only this machine reaches it (--host 0.0.0.0 for a room)".into()],
+            ),
+        }
+    }
+}
+
 fn managed(paths: &Paths) -> Result<State, BrokerError> {
     process::current(paths)?.0.ok_or_else(|| BrokerError::NotRunning { state: paths.state().display().to_string() })
 }
@@ -152,6 +271,7 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
     match cmd {
         BrokerCommand::Start(args) => {
             let started = process::start_detached(&args.options(), &paths).await?;
+            let cards = cards::of(&started.state);
             if let Some(pid) = started.cleared_stale_pid {
                 ui.note(format!("removed a stale state file: broker pid {pid} is gone"));
             }
@@ -162,7 +282,8 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
                     if args.users.is_none() { " — and without --users, nobody has to log in" } else { "" }
                 ));
             }
-            ui.emit(&started, || {
+            let json = StartReport { started: &started, cards: cards.as_ref().ok().filter(|_| started.fresh) };
+            ui.emit(&json, || {
                 let s = &started.state;
                 if started.fresh {
                     let mut text = format!("broker ready at {} in {} ms ({}, pid {})\n  use it with: --brokers {}   ·   stop it with: chinook broker stop", s.bootstrap, started.ready_ms, s.engine, s.pid, s.bootstrap);
@@ -170,6 +291,9 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
                         text += &format!("\n  schema registry: http://{r} (Confluent's REST API; chinook produce/consume --schema-registry use it)");
                     }
                     text += &security_card(s);
+                    if let Ok(cards) = &cards {
+                        text += &human_cards(cards);
+                    }
                     text
                 } else {
                     format!("a broker is already running at {} ({}, pid {})", s.bootstrap, s.engine, s.pid)
@@ -198,6 +322,12 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
                 Some(state) => ui.success(format!("broker pid {} stopped; {} is free", state.pid, state.bootstrap)),
                 None => ui.note("no chinook-managed broker is running here; nothing to stop"),
             }
+            Ok(exit::OK)
+        }
+        BrokerCommand::Cards => {
+            let state = managed(&paths)?;
+            let cards = cards::of(&state)?;
+            ui.emit(&cards, || human_cards(&cards));
             Ok(exit::OK)
         }
         BrokerCommand::Logs { follow, lines } => logs(&paths, follow, lines).await,
@@ -232,6 +362,41 @@ pub async fn run(cmd: BrokerCommand, ui: Ui) -> Outcome {
             Ok(exit::OK)
         }
     }
+}
+
+/// `broker start --format json`: the start, and the cards when it took users.
+#[derive(Serialize)]
+struct StartReport<'a> {
+    #[serde(flatten)]
+    started: &'a process::Started,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cards: Option<&'a cards::Cards>,
+}
+
+fn human_cards(c: &cards::Cards) -> String {
+    let mut out = format!(
+        "\n\nconnection cards ({} user(s); passwords are not shown: each student has theirs, from {}):",
+        c.cards.len(),
+        c.passwords
+    );
+    for card in &c.cards {
+        out += &format!("\n\n  ── {} ──", card.user);
+        out += &format!("\n  bootstrap   {}", card.bootstrap);
+        out += &format!("\n  protocol    {}   mechanism {}", card.security_protocol, card.sasl_mechanism);
+        out += &format!("\n  user        {}   topics {}", card.user, card.topics);
+        if let Some(ca) = &card.ca_file {
+            out += &format!("\n  trust       {ca} (copy it next to your programs as tls-ca.pem)");
+        }
+        out += &format!("\n  chinook     {}", card.chinook);
+        out += "\n  librdkafka";
+        for (k, v) in &card.librdkafka {
+            out += &format!("\n    {k}={v}");
+        }
+    }
+    for note in &c.notes {
+        out += &format!("\n\n  note: {note}");
+    }
+    out
 }
 
 #[derive(Serialize)]

@@ -137,11 +137,12 @@ impl BrokerDown {
             tokio::time::sleep(self.down_for).await;
             let restart = process::Options {
                 engine: state.engine,
-                host: state.bootstrap.ip(),
                 port: state.bootstrap.port(),
                 schemas: state.schema_enforcement,
                 tls: state.tls_ca.is_some(),
                 users: state.users.clone(),
+                topic_prefix: state.topic_prefix.clone().unwrap_or_else(|| crate::broker::acl::DEFAULT_TEMPLATE.into()),
+                host: state.listen.unwrap_or(state.bootstrap.ip()),
                 registry: match state.registry {
                     Some(addr) => process::RegistryPort::Port(addr.port()),
                     None => process::RegistryPort::Off,
