@@ -150,6 +150,47 @@ fn broker_down_five_times_loses_and_doubles_nothing() {
     }
 }
 
+/// `--hard`: the broker process is killed with SIGKILL mid-publish and started
+/// again. Memory storage loses what it had acknowledged, and the report says
+/// so in those words; the producer names what it never got acknowledged; the
+/// restarted broker serves the same address.
+#[test]
+fn a_killed_broker_loses_acknowledged_events_and_the_report_says_so() {
+    let m = Workdir::new();
+    m.start(&[]);
+    let pid_before: Value = serde_json::from_slice(&m.ok(&["broker", "status", "--format", "json"]).stdout).unwrap();
+    let out = m.run(&[
+        "break",
+        "broker-down",
+        "--hard",
+        "--yes",
+        "--count",
+        "3000",
+        "--after",
+        "1000",
+        "--for",
+        "1s",
+        "--rate",
+        "3000",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(figure(&r, "lost") > 0, "{r}");
+    assert!(figure(&r, "went_down_after") >= 1000, "{r}");
+    assert_eq!(figure(&r, "duplicates"), 0, "{r}");
+    let checks = r["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["passed"] == true), "{r:#}");
+    assert!(checks[0]["observed"].as_str().unwrap().contains("DATA LOST"), "{r:#}");
+    assert!(r["look_for"].as_str().unwrap().contains("SIGKILL"));
+    // Every event is either acknowledged or named as not acknowledged.
+    assert_eq!(figure(&r, "acked") + figure(&r, "failed"), 3000, "{r}");
+    let after: Value = serde_json::from_slice(&m.ok(&["broker", "status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(after["reachable"], true);
+    assert_ne!(after["pid"], pid_before["pid"], "a new broker process");
+}
+
 #[test]
 fn broker_down_without_a_managed_broker_says_how_to_start_one() {
     let dir = tempfile::tempdir().unwrap();

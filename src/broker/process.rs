@@ -394,6 +394,29 @@ pub fn log_tail(path: &Path, n: usize) -> String {
 
 /// Stops the managed broker and waits until its process is gone and its port
 /// is free. Returns the stopped state, or `None` when nothing was running.
+/// Kills the managed broker with SIGKILL — a crash, not a stop: nothing is
+/// flushed or said goodbye to — and waits until its process and port are gone.
+pub async fn kill(paths: &Paths) -> Result<Option<State>, BrokerError> {
+    let (running, _) = current(paths)?;
+    let Some(state) = running else {
+        return Ok(None);
+    };
+    // SAFETY: sending SIGKILL to a pid we started and recorded.
+    unsafe { libc::kill(state.pid as libc::pid_t, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pid_alive(state.pid) || tokio::net::TcpStream::connect(state.bootstrap).await.is_ok() {
+        if Instant::now() > deadline {
+            return Err(BrokerError::Io {
+                what: format!("killing the broker (pid {})", state.pid),
+                reason: "it was still there 10 s after SIGKILL".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = std::fs::remove_file(paths.state());
+    Ok(Some(state))
+}
+
 pub async fn stop(paths: &Paths) -> Result<Option<State>, BrokerError> {
     let (running, _) = current(paths)?;
     let Some(state) = running else {

@@ -1,7 +1,9 @@
 //! `break broker-down`: the broker goes away in the middle of a publish (the
 //! front door closes every connection and refuses new ones), then comes back;
 //! afterwards the topic is read back to prove every acknowledged event is there
-//! exactly once. `--hard` stops and restarts the broker process instead.
+//! exactly once. `--hard` kills the broker process (SIGKILL) and starts it
+//! again instead: the producer names every event it could not get
+//! acknowledged, and the read-back shows what memory storage lost.
 //!
 //! The outage happens on the managed broker's front door: everyone connected
 //! sees it. (Lab checks stage theirs on a private door of their own.)
@@ -96,8 +98,20 @@ impl BrokerDown {
             report.checks.push(Verdict::holds(
                 "acknowledged events missing on read-back",
                 "more than 0 (memory storage died with the process)",
-                lost,
+                format!("{lost}: DATA LOST — acknowledged, then gone with the killed process's memory"),
                 lost > 0,
+            ));
+            let mut unacked: Vec<usize> = failed.iter().copied().collect();
+            unacked.sort_unstable();
+            report.checks.push(Verdict::holds(
+                "events the producer reports as not acknowledged (by position)",
+                "each named, and none of them stored twice",
+                if unacked.is_empty() {
+                    "none: every event was acknowledged (the retries reached the restarted broker)".to_string()
+                } else {
+                    format!("{} of them: {}", unacked.len(), summarize(&unacked))
+                },
+                unacked.len() == report_p.failed,
             ));
         } else {
             report.checks.push(Verdict::equal("events acknowledged", self.count, report_p.acked));
@@ -114,8 +128,9 @@ impl BrokerDown {
         report.figure("duplicates", duplicates);
         if self.hard {
             report.look_for = format!(
-                "The broker process stopped after {went_down_at} acknowledgements and started again {} later, empty: its storage is memory. Everything acknowledged before the stop is gone ({lost} events), which no producer retry can repair. `acks=all` means \"stored by the broker\", and durability is the broker's job: replicas and disks.",
-                humantime::format_duration(self.down_for)
+                "The broker process was killed (SIGKILL) after {went_down_at} acknowledgements and started again {} later, empty: its storage is memory, so data was lost — everything acknowledged before the kill is gone ({lost} events), which no producer retry can repair. The producer's own report names only the events it never got acknowledged ({} here); an acknowledgement from a broker that then loses its memory is worth nothing. `acks=all` means \"stored by the broker\", and durability is the broker's job: replicas and disks.",
+                humantime::format_duration(self.down_for),
+                report_p.failed
             );
         } else {
             report.look_for = format!(
@@ -133,7 +148,7 @@ impl BrokerDown {
     /// control endpoint, waited out), or with `hard` the process itself.
     async fn on_managed(&self, state: &crate::broker::State, paths: &crate::broker::Paths) -> Result<(), FaultError> {
         if self.hard {
-            process::stop(paths).await?;
+            process::kill(paths).await?;
             tokio::time::sleep(self.down_for).await;
             let restart = process::Options {
                 engine: state.engine,
@@ -170,5 +185,29 @@ async fn read_back(env: &Env, topic: &str) -> Result<Vec<String>, FaultError> {
         // After a hard restart of a memory broker the topic itself is gone.
         Err(crate::kafka::KafkaError::NoTopic { .. }) => Ok(Vec::new()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Positions as ranges: `3-7, 12, 20-21`, the first 20 ranges.
+fn summarize(sorted: &[usize]) -> String {
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for &i in sorted {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == i => *end = i,
+            _ => ranges.push((i, i)),
+        }
+    }
+    let shown: Vec<String> =
+        ranges.iter().take(20).map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+    let more = if ranges.len() > 20 { format!(" and {} more ranges", ranges.len() - 20) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn positions_read_as_ranges() {
+        assert_eq!(super::summarize(&[1, 2, 3, 7, 9, 10]), "1-3, 7, 9-10");
+        assert_eq!(super::summarize(&[]), "");
     }
 }
