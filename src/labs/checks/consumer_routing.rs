@@ -59,8 +59,8 @@ pub async fn check(env: &Env, id: &str, topic: &str) -> Checked {
         let vars = evidence::consumer_vars(&scratch, &group);
         let mut running = vec![env.start(id, Role::Consumer, 1, &vars)?];
         let topic = &scratch.names[0];
-        let progress =
-            evidence::watch_group(&env.conn, &group, topic, 1, &mut running, LIMIT, evidence::Progress::done).await?;
+        let watch = evidence::Watch { conn: &env.conn, group: &group, topic, partitions: 1 };
+        let progress = watch.drained(&mut running, LIMIT).await?;
         let crashed = running[0].crashed();
         evidence::stop_all(&mut running, Duration::from_secs(10)).await;
         let parked = consumer::read_records(&env.conn, &scratch.names[1]).await?;

@@ -78,13 +78,35 @@ async fn progress(conn: &Connection, group: &str, topic: &str, partitions: usize
     })
 }
 
-/// Polls `group` until `until` holds for its progress, every program in
-/// `running` has ended by itself, or `limit` passes; returns the last progress.
-pub async fn watch_group(
-    conn: &Connection,
-    group: &str,
-    topic: &str,
-    partitions: usize,
+/// A group's progress on one topic of `partitions` partitions, as a check
+/// watches it.
+pub struct Watch<'a> {
+    pub conn: &'a Connection,
+    pub group: &'a str,
+    pub topic: &'a str,
+    pub partitions: usize,
+}
+
+impl Watch<'_> {
+    /// Polls until every partition is committed to its end (see [`Watch::until`]).
+    pub async fn drained(&self, running: &mut [Running], limit: Duration) -> Result<Progress, Failed> {
+        self.until(running, limit, Progress::done).await
+    }
+
+    /// Polls the group until `until` holds for its progress, every program in
+    /// `running` has ended by itself, or `limit` passes; the last progress.
+    pub async fn until(
+        &self,
+        running: &mut [Running],
+        limit: Duration,
+        until: impl Fn(&Progress) -> bool,
+    ) -> Result<Progress, Failed> {
+        watch_group(self, running, limit, until).await
+    }
+}
+
+async fn watch_group(
+    w: &Watch<'_>,
     running: &mut [Running],
     limit: Duration,
     until: impl Fn(&Progress) -> bool,
@@ -92,7 +114,7 @@ pub async fn watch_group(
     let deadline = Instant::now() + limit;
     let (mut most_members, mut peak_lag) = (0, 0);
     loop {
-        let mut now = progress(conn, group, topic, partitions).await?;
+        let mut now = progress(w.conn, w.group, w.topic, w.partitions).await?;
         most_members = most_members.max(now.most_members);
         now.most_members = most_members;
         peak_lag = peak_lag.max(now.lag.unwrap_or(0));

@@ -30,16 +30,13 @@ pub async fn check(env: &Env, id: &str, topic: &str, members: u32, count: u32) -
         // membership is judged at the end, not waited for first.)
         evidence::publish_spread(&env.conn, &scratch.names[0], partitions, count).await?;
         let all_in = |p: &evidence::Progress| p.done() && p.most_members >= members as usize;
-        let progress = evidence::watch_group(
-            &env.conn,
-            &group,
-            &scratch.names[0],
-            partitions as usize,
-            &mut running,
-            LIMIT,
-            all_in,
-        )
-        .await?;
+        let watch = evidence::Watch {
+            conn: &env.conn,
+            group: &group,
+            topic: &scratch.names[0],
+            partitions: partitions as usize,
+        };
+        let progress = watch.until(&mut running, LIMIT, all_in).await?;
         let crashed: Vec<String> = running.iter_mut().filter_map(|r| r.crashed().then(|| r.label.clone())).collect();
         evidence::stop_all(&mut running, Duration::from_secs(10)).await;
         Ok::<_, super::Failed>((progress, crashed, running))

@@ -29,16 +29,13 @@ pub async fn check(env: &Env, id: &str, topic: &str, count: u32) -> Checked {
         let mut running = vec![env.start(id, Role::Consumer, 1, &vars)?];
         evidence::publish_spread(&env.conn, &scratch.names[0], partitions, count).await?;
         let burst_done = Instant::now();
-        let progress = evidence::watch_group(
-            &env.conn,
-            &group,
-            &scratch.names[0],
-            partitions as usize,
-            &mut running,
-            LIMIT,
-            evidence::Progress::done,
-        )
-        .await?;
+        let watch = evidence::Watch {
+            conn: &env.conn,
+            group: &group,
+            topic: &scratch.names[0],
+            partitions: partitions as usize,
+        };
+        let progress = watch.drained(&mut running, LIMIT).await?;
         let drained_in = burst_done.elapsed();
         // What the monitor shows now, judged over two samples as `chinook monitor` does.
         let mut history = History::new(2);

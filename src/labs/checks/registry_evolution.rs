@@ -87,27 +87,15 @@ pub async fn check(env: &Env, id: &str, topic: &str) -> Checked {
         let mut vars = evidence::consumer_vars(&scratch, &group);
         vars.push(("CHINOOK_SCHEMA_REGISTRY", url.clone()));
         let mut running = vec![env.start(id, Role::Consumer, 1, &vars)?];
-        let before = evidence::watch_group(
-            &env.conn,
-            &group,
-            &scratch.names[0],
-            partitions as usize,
-            &mut running,
-            LIMIT,
-            evidence::Progress::done,
-        )
-        .await?;
+        let watch = evidence::Watch {
+            conn: &env.conn,
+            group: &group,
+            topic: &scratch.names[0],
+            partitions: partitions as usize,
+        };
+        let before = watch.drained(&mut running, LIMIT).await?;
         let new_id = publish_evolved(&env.conn, &client, &scratch.names[0], partitions).await?;
-        let after = evidence::watch_group(
-            &env.conn,
-            &group,
-            &scratch.names[0],
-            partitions as usize,
-            &mut running,
-            LIMIT,
-            evidence::Progress::done,
-        )
-        .await?;
+        let after = watch.drained(&mut running, LIMIT).await?;
         let crashed = running[0].crashed();
         evidence::stop_all(&mut running, Duration::from_secs(10)).await;
         let dead = consumer::read_records(&env.conn, &scratch.names[1]).await?.len();
