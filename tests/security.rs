@@ -45,6 +45,16 @@ fn as_user(s: &Workdir, user: &str, password: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Debian's kcat with the librdkafka it was built against (2.0.2): under
+/// `cargo test`, LD_LIBRARY_PATH points at the librdkafka rdkafka-sys built
+/// (2.12), which kcat would otherwise load, and a test of "kcat" would test
+/// chinook's own librdkafka.
+fn kcat_command() -> std::process::Command {
+    let mut kcat = std::process::Command::new("kcat");
+    kcat.env_remove("LD_LIBRARY_PATH");
+    kcat
+}
+
 /// Everything under `dir`, as text where it is text.
 fn files_under(dir: &std::path::Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -95,7 +105,7 @@ fn sasl_users_log_in_with_each_mechanism_and_a_wrong_password_is_refused_clearly
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("TLS or SASL"), "{}", text(&out));
     // kcat, with the same users.
-    let kcat = std::process::Command::new("kcat")
+    let kcat = kcat_command()
         .args([
             "-b",
             &s.brokers(),
@@ -154,7 +164,7 @@ fn tls_is_verified_and_a_plaintext_client_is_told_so() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let kcat = std::process::Command::new("kcat")
+    let kcat = kcat_command()
         .args(["-b", &s.brokers(), "-L", "-X", "security.protocol=ssl", "-X"])
         .arg(format!("ssl.ca.location={}", ca.display()))
         .output()
@@ -213,7 +223,7 @@ fn room(s: &Workdir, extra: &[&str]) -> Output {
 /// kcat as `user` (PLAIN), with `args`; its output.
 fn kcat(s: &Workdir, user: &str, password: &str, args: &[&str], input: Option<&str>) -> Output {
     use std::io::Write;
-    let mut child = std::process::Command::new("kcat")
+    let mut child = kcat_command()
         .args(["-b", &s.brokers(), "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=PLAIN"])
         .arg("-X")
         .arg(format!("sasl.username={user}"))
@@ -348,4 +358,70 @@ fn passwords_never_leave_the_users_file() {
             }
         }
     }
+}
+
+/// librdkafka before 2.6.1 (Debian's kcat has 2.0.2) answers SCRAM's
+/// server-first `r=C+S` with `r=C+C+S`; the door refused that as "the SCRAM
+/// nonce does not match", for every user and both hashes. Logins with several
+/// users (a name and a password with `=`, which SCRAM escapes in names), each
+/// a fresh pair of nonces, must all get in; a wrong password still must not.
+#[test]
+fn kcat_with_debians_librdkafka_logs_in_with_scram_every_time() {
+    let version = kcat_command().arg("-V").output().expect("kcat is installed (.ci/run installs it)");
+    let version = String::from_utf8_lossy(&version.stdout).to_string();
+    let ours = rdkafka::util::get_rdkafka_version().1;
+    assert!(
+        version.contains("librdkafka ") && !version.contains(&format!("librdkafka {ours} ")),
+        "kcat should load its own librdkafka, not rdkafka-sys's {ours}: {version}"
+    );
+    let users = [("alice", ALICE), ("bob", BOB), ("grace", "hopper-11"), ("dev=ops", "p=ss;w0rd~-")];
+    let s = Workdir::new();
+    let mut file = String::from("user,password,prefix\n");
+    for (user, password) in users {
+        file += &format!("{user},{password},*\n");
+    }
+    std::fs::write(s.dir.path().join("class.csv"), file).unwrap();
+    s.start(&["--users", "class.csv"]);
+    // -m: how long kcat waits for metadata; a refused login waits it out.
+    let login = |mechanism: &str, user: &str, password: &str, wait: &str| {
+        let mut child = kcat_command()
+            .args(["-b", &s.brokers(), "-L", "-m", wait, "-X", "security.protocol=SASL_PLAINTEXT", "-X"])
+            .arg(format!("sasl.mechanisms={mechanism}"))
+            .arg("-X")
+            .arg(format!("sasl.username={user}"))
+            .arg("-X")
+            .arg(format!("sasl.password={password}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_or_kill(&mut child, std::time::Duration::from_secs(60));
+        let mut out = child.wait_with_output().unwrap();
+        out.status = status;
+        out
+    };
+    const ATTEMPTS: usize = 4;
+    let mut failures = Vec::new();
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        for (user, password) in users {
+            for attempt in 1..=ATTEMPTS {
+                let out = login(mechanism, user, password, "10");
+                let listed = String::from_utf8_lossy(&out.stdout).contains("Metadata for all topics");
+                if !out.status.success() || !listed {
+                    failures.push(format!("{mechanism} {user} attempt {attempt}: {}", text(&out)));
+                    break; // one is enough to tell, and each waits out -m
+                }
+            }
+        }
+        let out = login(mechanism, "alice", BOB, "3");
+        assert!(!out.status.success(), "{mechanism}: alice got in with bob's password: {}", text(&out));
+        assert!(text(&out).contains("Authentication failed"), "{mechanism}: {}", text(&out));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} (user, mechanism) pairs of {} failed a kcat login ({version}):\n{}",
+        failures.len(),
+        2 * users.len(),
+        failures.join("\n")
+    );
 }

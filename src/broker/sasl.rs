@@ -118,6 +118,9 @@ struct ScramState {
     user: String,
     client_first_bare: String,
     server_first: String,
+    /// The client's part of the nonce (its `r=` in client-first).
+    client_nonce: String,
+    /// The whole nonce: the client's part, then ours (server-first's `r=`).
     nonce: String,
     salt: Vec<u8>,
 }
@@ -205,7 +208,14 @@ fn scram_first(users: &Users, input: &[u8]) -> Result<ScramState, String> {
     let server_first = format!("r={nonce},s={},i={ITERATIONS}", B64.encode(&salt));
     // An unknown user still gets a server-first (and fails at the proof), as Kafka does.
     let _ = users.password(&user);
-    Ok(ScramState { user, client_first_bare: bare.to_string(), server_first, nonce, salt })
+    Ok(ScramState {
+        user,
+        client_first_bare: bare.to_string(),
+        server_first,
+        client_nonce: client_nonce.to_string(),
+        nonce,
+        salt,
+    })
 }
 
 impl Hash {
@@ -240,6 +250,21 @@ impl Hash {
     }
 }
 
+impl ScramState {
+    /// Whether client-final's `r=` is this exchange's nonce. RFC 5802 §5.1
+    /// wants server-first's `r=` back verbatim. librdkafka before 2.6.1
+    /// (Debian's kcat has 2.0.2) sends its own part once more in front of it
+    /// (`r=` client + client + ours: rdkafka_sasl_scram.c, in
+    /// `rd_kafka_sasl_scram_build_client_final_message_wo_proof`,
+    /// `"c=%s,r=%.*s%s"` with the client nonce and the whole server nonce;
+    /// fixed by librdkafka PR #4895), and signs that message as sent. Kafka
+    /// accepts it (`endsWith` since 3.8.1); the door accepts that one form
+    /// too, and nothing else: our part of the nonce is fresh either way.
+    fn nonce_matches(&self, r: &str) -> bool {
+        r == self.nonce || r.strip_prefix(self.client_nonce.as_str()) == Some(self.nonce.as_str())
+    }
+}
+
 /// client-final `c=biws,r=nonce,p=proof` checked → server-final `v=signature`.
 fn scram_final(hash: Hash, users: &Users, s: &ScramState, input: &[u8]) -> Step {
     let Ok(text) = std::str::from_utf8(input) else { return Step::Failed(FAILED.into()) };
@@ -247,7 +272,7 @@ fn scram_final(hash: Hash, users: &Users, s: &ScramState, input: &[u8]) -> Step 
         return Step::Failed("Authentication failed: malformed SCRAM client-final message".into());
     };
     let a = attributes(without_proof);
-    if a.get(&'r') != Some(&s.nonce.as_str()) {
+    if !a.get(&'r').is_some_and(|r| s.nonce_matches(r)) {
         return Step::Failed("Authentication failed: the SCRAM nonce does not match".into());
     }
     let (Some(password), Ok(proof)) = (users.password(&s.user), B64.decode(proof)) else {
@@ -299,10 +324,15 @@ mod tests {
 
     /// A SCRAM client's final message, from RFC 5802's formulas.
     fn client_final(hash: Hash, password: &str, client_first_bare: &str, server_first: &str) -> String {
+        client_final_with(hash, password, client_first_bare, server_first, attributes(server_first)[&'r'])
+    }
+
+    /// The same, with `r` for client-final's nonce, signed as sent.
+    fn client_final_with(hash: Hash, password: &str, client_first_bare: &str, server_first: &str, r: &str) -> String {
         let a = attributes(server_first);
         let salted = hash.salted(password, &B64.decode(a[&'s']).unwrap());
         let client_key = hash.mac(&salted, b"Client Key");
-        let without_proof = format!("c=biws,r={}", a[&'r']);
+        let without_proof = format!("c=biws,r={r}");
         let auth = format!("{client_first_bare},{server_first},{without_proof}");
         let signature = hash.mac(&hash.digest(&client_key), auth.as_bytes());
         let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
@@ -327,6 +357,39 @@ mod tests {
                     }
                     Step::Failed(reason) => assert!(!ok && reason == FAILED, "{mechanism}: {reason}"),
                     Step::Continue(_) => panic!("a third SCRAM message"),
+                }
+            }
+        }
+    }
+
+    /// librdkafka before 2.6.1 (Debian's kcat: 2.0.2) answers server-first
+    /// `r=C+S` with `r=C+C+S` (its own nonce C once more), signed as sent;
+    /// the door takes that form and no other nonce. C below is a real one
+    /// of kcat's: 32 characters from '-' to '~', '=' and '/' among them.
+    #[test]
+    fn scram_takes_old_librdkafkas_doubled_client_nonce_and_no_other_nonce() {
+        let c = "n-uZ@/efO;QAYv/pez=W1ZG22k|]<9Ou";
+        let bare = format!("n=alan,r={c}");
+        for (mechanism, hash) in [("SCRAM-SHA-256", Hash::Sha256), ("SCRAM-SHA-512", Hash::Sha512)] {
+            let cases = [
+                ("server-first's nonce (RFC 5802)", Box::new(|r: &str| r.to_string()) as Box<dyn Fn(&str) -> String>),
+                ("librdkafka < 2.6.1: C then server-first's nonce", Box::new(|r: &str| format!("{c}{r}"))),
+                ("C twice in front", Box::new(|r: &str| format!("{c}{c}{r}"))),
+                ("another prefix (Kafka's endsWith takes it)", Box::new(|r: &str| format!("x{r}"))),
+                ("C only", Box::new(|_: &str| c.to_string())),
+                ("our part only", Box::new(|r: &str| r[c.len()..].to_string())),
+                ("C twice, ours cut short", Box::new(|r: &str| format!("{c}{}", &r[..r.len() - 1]))),
+            ];
+            for (i, (case, nonce)) in cases.iter().enumerate() {
+                let mut e = Exchange::start(mechanism).unwrap();
+                let Step::Continue(first) = e.step(&users(), format!("n,,{bare}").as_bytes()) else { panic!() };
+                let first = String::from_utf8(first).unwrap();
+                let r = nonce(attributes(&first)[&'r']);
+                let answer = e.step(&users(), client_final_with(hash, "turing", &bare, &first, &r).as_bytes());
+                match (i < 2, answer) {
+                    (true, Step::Done { user, .. }) => assert_eq!(user, "alan"),
+                    (false, Step::Failed(reason)) => assert!(reason.contains("nonce does not match"), "{reason}"),
+                    (_, other) => panic!("{mechanism}, {case} (r={r}): {other:?}"),
                 }
             }
         }
