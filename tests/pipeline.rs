@@ -555,9 +555,15 @@ async fn ctrl_c_commits_what_was_processed_and_leaves() {
         .args(["--handler-delay", "300ms", "--no-dlq", "--brokers", &broker().bootstrap])
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stderr = member.stderr.take().unwrap();
+    let summary = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
     // Human lines are flushed one by one: read three, then interrupt.
     let stdout = member.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -577,6 +583,11 @@ async fn ctrl_c_commits_what_was_processed_and_leaves() {
     assert!(status.success(), "Ctrl-C is a clean exit: {status}");
     let printed = reader.join().unwrap();
     assert!((3..20).contains(&printed), "interrupted mid-stream: {printed} of 20 processed");
+    let summary = summary.join().unwrap();
+    assert!(
+        summary.contains(&format!("consumed {printed} · handled {printed} ·")),
+        "the summary of what was done is printed: {summary}"
+    );
     let d: Value = serde_json::from_slice(&ok(&["group", "describe", &group, "--format", "json"]).stdout).unwrap();
     assert_eq!(d["partitions"][0]["committed"], printed, "every processed record committed, nothing more: {d}");
     assert_eq!(d["members"].as_array().map(Vec::len), Some(0), "it left the group: {d}");

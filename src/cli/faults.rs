@@ -12,7 +12,7 @@ use crate::{
         self, BrokerDown, Duplicates, Env, FaultError, LateEvents, Malformed, MalformedKind, Oversized, Poison,
         RegistryBreak, Report, SlowConsumer,
     },
-    kafka::admin,
+    kafka::{admin, scratch},
     ui::{self, Ui},
 };
 
@@ -164,6 +164,7 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
         _ => ConnectionArgs::default().context()?,
     };
     let scratch_conn = env.conn.clone();
+    let (name, undo) = (cmd.name(), Undo::of(&cmd));
     let scenario = async {
         match cmd {
             BreakCommand::List => {
@@ -251,8 +252,9 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
     let outcome = tokio::select! {
         r = scenario => r?,
         _ = tokio::signal::ctrl_c() => {
-            cleanup(&scratch_conn, env.managed.as_ref()).await;
-            ui.note("interrupted: scratch topics removed, broker restored");
+            let done = cleanup(name, undo, &scratch_conn, env.managed.as_ref()).await;
+            ui.emit(&done, String::new);
+            ui.note(done.sentence());
             return Ok(exit::INTERRUPTED);
         }
     };
@@ -279,20 +281,138 @@ fn confirm(question: &str) -> Result<bool, Failure> {
     })
 }
 
-/// After Ctrl-C: end an outage in progress and delete this process's scratch topics.
-async fn cleanup(conn: &crate::kafka::Connection, managed: Option<&crate::broker::State>) {
-    if let Some(state) = managed {
-        let _ = control::request(state.control, &control::Request::Restore).await;
+impl BreakCommand {
+    /// The scenario's name, as `break list` gives it.
+    fn name(&self) -> &'static str {
+        match self {
+            BreakCommand::List => "list",
+            BreakCommand::Malformed { .. } => "malformed",
+            BreakCommand::BrokerDown { .. } => "broker-down",
+            BreakCommand::Duplicates { .. } => "duplicates",
+            BreakCommand::Poison { .. } => "poison",
+            BreakCommand::OutOfOrder { .. } => "out-of-order",
+            BreakCommand::LateEvents { .. } => "late-events",
+            BreakCommand::Oversized { .. } => "oversized",
+            BreakCommand::RegistryBreak => "registry-break",
+            BreakCommand::SchemaBreak => "schema-break",
+            BreakCommand::SlowConsumer { .. } => "slow-consumer",
+        }
     }
-    if let Ok(topics) = admin::list_topics(conn).await {
-        let mine = format!("-{:x}-", std::process::id());
-        let names: Vec<&str> = topics
-            .iter()
-            .map(|t| t.name.as_str())
-            .filter(|n| n.starts_with("chinook.break.") && n.contains(&mine))
-            .collect();
-        let _ = admin::delete_topics(conn, &names).await;
+}
+
+/// What a scenario does to the managed broker's front door, to be undone after Ctrl-C
+/// (and only that: an outage or latency someone set up by hand is theirs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Undo {
+    Nothing,
+    /// `broker-down`: an outage.
+    Outage,
+    /// `duplicates`: late responses.
+    Latency,
+}
+
+impl Undo {
+    fn of(cmd: &BreakCommand) -> Self {
+        match cmd {
+            BreakCommand::BrokerDown { .. } => Undo::Outage,
+            BreakCommand::Duplicates { .. } => Undo::Latency,
+            _ => Undo::Nothing,
+        }
     }
+}
+
+/// What the clean-up after Ctrl-C did: printed as JSON with `--format json`,
+/// as one sentence on stderr always.
+#[derive(serde::Serialize)]
+struct Interrupted {
+    scenario: &'static str,
+    interrupted: bool,
+    /// This run's scratch topics, deleted.
+    scratch_topics_removed: Vec<String>,
+    /// This run's scratch topics that could not be deleted (the broker did not answer).
+    scratch_topics_left: Vec<String>,
+    /// The front door's outage ended or its latency turned off (`broker-down`,
+    /// `duplicates`); absent when the scenario does not touch it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    front_door_restored: Option<bool>,
+    /// Why the topics could not be listed or deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Interrupted {
+    fn sentence(&self) -> String {
+        let mut text = format!(
+            "interrupted: break {} stopped before its report; {} scratch topic(s) removed",
+            self.scenario,
+            self.scratch_topics_removed.len()
+        );
+        match self.front_door_restored {
+            Some(true) => text += "; the broker's front door is restored",
+            Some(false) => {
+                text += "; the front door could not be restored: see `chinook broker status` (then `chinook broker outage --end`, `chinook broker latency off`, or `chinook broker start` after `--hard`)"
+            }
+            None => {}
+        }
+        if !self.scratch_topics_left.is_empty() {
+            text += &format!("; left behind (delete them by hand): {}", self.scratch_topics_left.join(", "));
+        }
+        if let Some(e) = &self.error {
+            text += &format!("; the broker did not answer: {e}");
+        }
+        text
+    }
+}
+
+/// After Ctrl-C: undo what the scenario did to the front door, then delete
+/// this process's scratch topics (and, with a registry, their subjects).
+async fn cleanup(
+    scenario: &'static str,
+    undo: Undo,
+    conn: &crate::kafka::Connection,
+    managed: Option<&crate::broker::State>,
+) -> Interrupted {
+    let front_door_restored = match (managed, undo) {
+        (Some(state), Undo::Outage) => Some(control::request(state.control, &control::Request::Restore).await.is_ok()),
+        (Some(state), Undo::Latency) => {
+            Some(control::request(state.control, &control::Request::Latency { millis: 0 }).await.is_ok())
+        }
+        _ => None,
+    };
+    let mut done = Interrupted {
+        scenario,
+        interrupted: true,
+        scratch_topics_removed: Vec::new(),
+        scratch_topics_left: Vec::new(),
+        front_door_restored,
+        error: None,
+    };
+    let mine: Vec<String> = match admin::topic_names(conn).await {
+        Ok(names) => names.into_iter().filter(|n| scratch::made_by(n, std::process::id())).collect(),
+        Err(e) => {
+            done.error = Some(e.to_string());
+            return done;
+        }
+    };
+    let names: Vec<&str> = mine.iter().map(String::as_str).collect();
+    if names.is_empty() {
+        return done;
+    }
+    match admin::delete_topics(conn, &names).await {
+        Ok(()) => done.scratch_topics_removed = mine,
+        Err(e) => {
+            done.error = Some(e.to_string());
+            done.scratch_topics_left = mine;
+        }
+    }
+    // `registry-break` registers a subject per scratch topic.
+    if let Some(addr) = managed.and_then(|s| s.registry) {
+        let client = crate::registry::client::Client::new(&format!("http://{addr}"));
+        for topic in &done.scratch_topics_removed {
+            let _ = client.delete_subject(&crate::registry::value_subject(topic)).await;
+        }
+    }
+    done
 }
 
 fn human(r: &Report) -> String {

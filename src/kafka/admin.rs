@@ -106,6 +106,23 @@ pub async fn delete_topics(conn: &Connection, names: &[&str]) -> Result<(), Kafk
     Ok(())
 }
 
+/// The names of every topic (internal topics hidden): one Metadata request,
+/// no watermarks (cheap on a slow link, e.g. for a clean-up after Ctrl-C).
+pub async fn topic_names(conn: &Connection) -> Result<Vec<String>, KafkaError> {
+    conn.probe().await?;
+    let conn = conn.clone();
+    tokio::task::spawn_blocking(move || {
+        let metadata =
+            consumer(&conn)?.fetch_metadata(None, REQUEST_TIMEOUT).map_err(|e| KafkaError::request("Metadata", e))?;
+        let mut names: Vec<String> =
+            metadata.topics().iter().map(|t| t.name().to_string()).filter(|n| !n.starts_with("__")).collect();
+        names.sort();
+        Ok(names)
+    })
+    .await
+    .map_err(|e| KafkaError::request("Metadata", e))?
+}
+
 /// Every topic with its partitions and watermarks (internal topics hidden).
 pub async fn list_topics(conn: &Connection) -> Result<Vec<TopicInfo>, KafkaError> {
     conn.probe().await?;

@@ -61,6 +61,22 @@ impl Scratch {
     }
 }
 
+/// Whether `name` is a scratch topic that process `pid` made: one of its
+/// dot-separated parts is a run id (`run-<time>-<pid>-<n>`, see
+/// [`crate::events::new_id`]) with that pid. Shared stand-ins
+/// (`chinook.check.customer_events`) carry no run id and are never matched.
+pub fn made_by(name: &str, pid: u32) -> bool {
+    let Some(rest) = name.strip_prefix(PREFIX) else {
+        return false;
+    };
+    let pid = format!("{pid:x}");
+    rest.split('.').any(|part| {
+        let fields: Vec<&str> = part.split('-').collect();
+        matches!(fields.as_slice(), ["run", time, p, n]
+            if !time.is_empty() && *p == pid && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
 /// Creates (if missing) and names the schema-bound stand-in of lab topic `of`,
 /// `chinook.check.<of>`: the broker enforces the same schema on it (the
 /// embedded broker's registry has a file for it; Bufstream gets the topic
@@ -73,4 +89,30 @@ pub async fn stand_in(conn: &Connection, of: &str, bufstream: bool) -> Result<St
     let plan = [TopicPlan { name: topics::check_topic(of), partitions: 1, ..planned }];
     admin::create_topics(conn, &plan, bufstream).await?;
     Ok(plan[0].name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::made_by;
+
+    #[test]
+    fn a_scratch_topic_is_matched_by_the_pid_in_its_run_id_only() {
+        let pid = 0x1a2b;
+        assert!(made_by("chinook.break.poison.run-18f3c-1a2b-0", pid));
+        assert!(made_by("chinook.break.poison.run-18f3c-1a2b-0.dlq", pid));
+        assert!(made_by("chinook.check.framed.run-18f3c-1a2b-12", pid), "chinook.check.… too");
+        assert!(made_by("chinook.bench.run-1-1a2b-3.schema.customer_events", pid));
+        assert!(!made_by("chinook.break.poison.run-18f3c-1a2c-0", pid), "another process's");
+        assert!(!made_by("chinook.break.poison.run-1a2b-18f3c-0", pid), "the pid field, not the time");
+        assert!(!made_by("chinook.check.customer_events", pid), "the shared stand-in stays");
+        assert!(!made_by("mine.run-18f3c-1a2b-0", pid), "only chinook's scratch topics");
+        assert!(!made_by("chinook.run-18f3c-1a2b-x", pid));
+        assert!(!made_by("", pid));
+    }
+
+    #[test]
+    fn a_run_id_made_here_names_this_process() {
+        let name = format!("chinook.break.x.{}", crate::events::new_id("run"));
+        assert!(made_by(&name, std::process::id()), "{name}");
+    }
 }
