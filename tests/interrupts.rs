@@ -1,4 +1,5 @@
-//! Ctrl-C (SIGINT) in the middle of every `chinook break` scenario: exit 130,
+//! Ctrl-C (SIGINT) — or SIGTERM, every other scenario — in the middle of every
+//! `chinook break` scenario: exit 130,
 //! a note saying what was cleaned up (and a JSON summary with `--format json`),
 //! no scratch topic of that run left on the broker, and the managed broker's
 //! front door as it was before. (`produce` and `consume` under Ctrl-C:
@@ -103,7 +104,13 @@ fn drain(pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
 }
 
 /// Runs `scenario`, interrupts it mid-run and returns what was wrong (nothing: empty).
-async fn interrupt(w: &Workdir, state: &State, peek: &chinook::kafka::Connection, scenario: &str) -> Vec<String> {
+async fn interrupt(
+    w: &Workdir,
+    state: &State,
+    peek: &chinook::kafka::Connection,
+    scenario: &str,
+    signal: libc::c_int,
+) -> Vec<String> {
     let plan = plan(scenario).unwrap_or_else(|| {
         panic!("`break {scenario}` is new: give it a plan in tests/interrupts.rs, or a reason in NOT_INTERRUPTED")
     });
@@ -158,7 +165,7 @@ async fn interrupt(w: &Workdir, state: &State, peek: &chinook::kafka::Connection
         seen_topics = mine().await;
     }
     // SAFETY: signalling the child process this test started.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    unsafe { libc::kill(pid as libc::pid_t, signal) };
     let status = tokio::task::block_in_place(|| wait_or_kill(&mut child, Duration::from_secs(120)));
     let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
 
@@ -222,8 +229,9 @@ async fn ctrl_c_in_every_break_scenario_exits_130_says_so_and_leaves_no_scratch_
     let own_door = FrontDoor::start_private(state.internal).await.unwrap();
     let peek = chinook::kafka::Connection::new(own_door.addr().to_string());
     let mut wrong = Vec::new();
-    for scenario in scenarios.iter().filter(|s| !NOT_INTERRUPTED.iter().any(|(n, _)| n == s)) {
-        wrong.extend(interrupt(&w, &state, &peek, scenario).await);
+    for (i, scenario) in scenarios.iter().filter(|s| !NOT_INTERRUPTED.iter().any(|(n, _)| n == s)).enumerate() {
+        let signal = if i % 2 == 0 { libc::SIGINT } else { libc::SIGTERM };
+        wrong.extend(interrupt(&w, &state, &peek, scenario, signal).await);
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -249,9 +249,12 @@ pub async fn run(cmd: BreakCommand, ui: Ui) -> Outcome {
             }
         }
     };
+    // SIGTERM (a process manager, `timeout`) ends a scenario as Ctrl-C does.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::new(exit::FAILED, crate::kafka::KafkaError::request("listening for SIGTERM", e)))?;
     let outcome = tokio::select! {
         r = scenario => r?,
-        _ = tokio::signal::ctrl_c() => {
+        _ = async { tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = terminate.recv() => {} } } => {
             let done = cleanup(name, undo, &scratch_conn, env.managed.as_ref()).await;
             ui.emit(&done, String::new);
             ui.note(done.sentence());
