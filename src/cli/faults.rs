@@ -36,7 +36,7 @@ pub enum BreakCommand {
     /// Take the broker down in the middle of a publish, bring it back, and read everything back.
     #[command(
         name = "broker-down",
-        after_help = "Examples:\n  chinook break broker-down\n  chinook break broker-down --count 10000 --after 3000 --for 5s\n  chinook break broker-down --hard     # a real process restart: memory storage loses everything"
+        after_help = "Examples:\n  chinook break broker-down\n  chinook break broker-down --count 10000 --after 3000 --for 5s\n  chinook break broker-down --hard     # SIGKILL and restart: memory storage loses what it acknowledged"
     )]
     BrokerDown {
         /// Events to publish.
