@@ -216,3 +216,41 @@ fn kafkajs_registry_client_registers_round_trips_and_reads_chinooks_frames() {
     assert_eq!(v["library_frame_header"], serde_json::json!([0, 0, 0, 0, id, 0x0a]), "{v}");
     assert_eq!(v["library_frame_on_topic"], "INVALID_RECORD", "{v}");
 }
+
+/// `decode --schema-registry`: a framed record is decoded as the writer's
+/// message, fetched by schema id — here `CustomerCommand`, though `decode`
+/// would read `CustomerEvent` by default; an id the registry does not know
+/// is a clear error, not a guess.
+#[test]
+fn decode_reads_framed_records_as_the_writers_message_from_the_registry() {
+    let (s, url) = started();
+    let out = s.ok(&["produce", "create-customer", "--id", "7", "--schema-registry", "--dry-run"]);
+    let note = String::from_utf8_lossy(&out.stderr);
+    let id: String = note.split("schema id ").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
+    // Where CustomerCommand sits in its file, as the header's message indexes.
+    let command = chinook::codec::Schemas::builtin().message("events.v1.CustomerCommand").unwrap();
+    let indexes = chinook::registry::compile::indexes_of(&command);
+    assert_eq!(indexes.len(), 1);
+    let framed = chinook()
+        .args(["encode", "--type", "events.v1.CustomerCommand", "--schema-id", &id])
+        .args(["--message-index", &indexes[0].to_string()])
+        .arg(fixture("events/create_customer.json"))
+        .output()
+        .unwrap();
+    assert!(framed.status.success(), "{}", String::from_utf8_lossy(&framed.stderr));
+    let decoded = chinook()
+        .args(["decode", "--format", "json", "--schema-registry", &url])
+        .write_stdin(framed.stdout.clone())
+        .output()
+        .unwrap();
+    assert!(decoded.status.success(), "{}", String::from_utf8_lossy(&decoded.stderr));
+    let v: Value = serde_json::from_slice(&decoded.stdout).unwrap();
+    assert!(v["createCustomer"].is_object(), "decoded as the writer's CustomerCommand: {v}");
+    assert!(String::from_utf8_lossy(&decoded.stderr).contains("events.v1.CustomerCommand (from the registry"));
+
+    let mut unknown = framed.stdout.clone();
+    unknown[1..5].copy_from_slice(&999_999u32.to_be_bytes());
+    let out = chinook().args(["decode", "--schema-registry", &url]).write_stdin(unknown).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("40403"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -54,7 +54,9 @@ Examples:
   chinook decode --proto my.proto -I proto --type my.v1.Thing thing.bin
 
 A record that starts with byte 0x00 is read as Confluent wire format (schema id + message
-indexes, reported on stderr); protobuf itself never starts with 0x00.")]
+indexes, reported on stderr); protobuf itself never starts with 0x00. With --schema-registry,
+such a record is decoded as the writer's message, fetched from the registry by its schema id:
+  kcat -C -t customer_events_framed -e -f '%s' -c 1 | chinook decode --schema-registry")]
 pub struct DecodeArgs {
     /// File to read (default: standard input).
     pub file: Option<PathBuf>,
@@ -75,6 +77,53 @@ pub struct DecodeArgs {
     pub allow_empty: bool,
     #[command(flatten)]
     pub schema: SchemaArgs,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
+}
+
+/// Why one record did not decode.
+#[derive(Debug, Error, Diagnostic)]
+enum RecordError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Codec(#[from] CodecError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] crate::registry::client::ClientError),
+}
+
+impl From<RecordError> for Failure {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Codec(e) => e.into(),
+            RecordError::Registry(e) => e.into(),
+        }
+    }
+}
+
+/// The writers' message types of framed records, fetched from a registry
+/// once per schema id (decode runs without an async runtime otherwise).
+struct Writers {
+    client: crate::registry::client::Client,
+    runtime: tokio::runtime::Runtime,
+    options: JsonOptions,
+    by_id: std::collections::HashMap<u32, Transcoder>,
+}
+
+impl Writers {
+    fn transcoder(&mut self, header: &Confluent, ui: &Ui) -> Result<&mut Transcoder, RecordError> {
+        if !self.by_id.contains_key(&header.schema_id) {
+            let message = self.runtime.block_on(self.client.message(header))?;
+            ui.note(format!(
+                "schema id {}: {} (from the registry at {})",
+                header.schema_id,
+                message.full_name(),
+                self.client.url()
+            ));
+            self.by_id.insert(header.schema_id, Transcoder::new(message, self.options));
+        }
+        Ok(self.by_id.get_mut(&header.schema_id).expect("inserted above"))
+    }
 }
 
 #[derive(Debug, Error, Diagnostic)]
@@ -94,6 +143,9 @@ enum IoError {
         help("add --output hex or --output base64, or redirect to a file: `> record.bin`")
     )]
     BinaryToTty,
+    #[error("cannot start the runtime the registry client needs: {0}")]
+    #[diagnostic(code(chinook::io::runtime))]
+    Runtime(std::io::Error),
     #[error("cannot write to standard output: {0}")]
     #[diagnostic(code(chinook::io::write))]
     Write(std::io::Error),
@@ -131,6 +183,22 @@ fn write(bytes: &[u8]) -> Result<(), Failure> {
 
 pub fn decode(args: DecodeArgs, ui: Ui) -> Outcome {
     let mut transcoder = args.schema.transcoder(args.allow_empty)?;
+    let managed =
+        crate::broker::process::current(&crate::broker::Paths::under(&std::env::current_dir().unwrap_or_default()))
+            .ok()
+            .and_then(|(state, _)| state);
+    let mut writers = match args.registry.client(managed.as_ref()) {
+        Some(client) => Some(Writers {
+            client,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Failure::new(exit::FAILED, IoError::Runtime(e)))?,
+            options: JsonOptions { int64_as_strings: !args.schema.int64_as_numbers, allow_empty: args.allow_empty },
+            by_id: Default::default(),
+        }),
+        None => None,
+    };
     let (raw, _) = read_input(&args.file, "decode")?;
     let encoding = if args.hex {
         TextEncoding::Hex
@@ -152,15 +220,19 @@ pub fn decode(args: DecodeArgs, ui: Ui) -> Outcome {
     let mut failed = 0;
     let mut out = Vec::with_capacity(bytes.len() * 4);
     for record in records {
-        let result = record.and_then(|(offset, record)| {
-            let (payload, at) = match framing::strip_confluent(record).map_err(|e| shift(e, offset))? {
+        let result = record.map_err(RecordError::from).and_then(|(offset, record)| {
+            let (payload, at, writer) = match framing::strip_confluent(record).map_err(|e| shift(e, offset))? {
                 Some((header, start)) => {
                     note_confluent(&ui, offset, &header);
-                    (&record[start..], offset + start)
+                    let writer = match &mut writers {
+                        Some(w) => Some(w.transcoder(&header, &ui)?),
+                        None => None,
+                    };
+                    (&record[start..], offset + start, writer)
                 }
-                None => (record, offset),
+                None => (record, offset, None),
             };
-            transcoder.decode_json(payload, at, pretty, &mut out)
+            Ok(writer.unwrap_or(&mut transcoder).decode_json(payload, at, pretty, &mut out)?)
         });
         match result {
             Ok(()) => out.push(b'\n'),

@@ -158,8 +158,16 @@ impl BrokerDown {
                 users: state.users.clone(),
                 topic_prefix: state.topic_prefix.clone().unwrap_or_else(|| crate::broker::acl::DEFAULT_TEMPLATE.into()),
                 host: state.listen.unwrap_or(state.bootstrap.ip()),
+                // The registry's port may have been taken while the broker was down (by
+                // another broker here taking the default 8081): then it moves, as at start.
                 registry: match state.registry {
-                    Some(addr) => process::RegistryPort::Port(addr.port()),
+                    Some(addr)
+                        if addr.port() != crate::registry::DEFAULT_PORT
+                            && std::net::TcpListener::bind(addr).is_ok() =>
+                    {
+                        process::RegistryPort::Port(addr.port())
+                    }
+                    Some(_) => process::RegistryPort::Default,
                     None => process::RegistryPort::Off,
                 },
             };
