@@ -48,12 +48,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::frontdoor::read_frame;
 
-const PRODUCE: i16 = 0;
+pub(super) const PRODUCE: i16 = 0;
 const FETCH: i16 = 1;
 const OFFSET_COMMIT: i16 = 8;
 const JOIN_GROUP: i16 = 11;
 const SYNC_GROUP: i16 = 14;
-const API_VERSIONS: i16 = 18;
+pub(super) const API_VERSIONS: i16 = 18;
 const END_TXN: i16 = 26;
 /// The EndTxn versions we answer (v4 only adds an error we never send).
 const END_TXN_VERSIONS: (i16, i16) = (0, 3);

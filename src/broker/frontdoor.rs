@@ -460,13 +460,8 @@ mod advertise {
     use tokio::io::AsyncWriteExt;
 
     use super::{Link, Shared, TcpStream, link, read_frame};
-
-    const PRODUCE: i16 = 0;
+    use crate::broker::adapter::{Head, PRODUCE};
     pub(super) const METADATA: i16 = 3;
-
-    fn be_i16(b: &[u8]) -> i16 {
-        i16::from_be_bytes([b[0], b[1]])
-    }
 
     fn be_i32(b: &[u8]) -> i32 {
         i32::from_be_bytes([b[0], b[1], b[2], b[3]])
@@ -495,11 +490,12 @@ mod advertise {
         let pending = std::sync::Mutex::new(HashMap::<i32, i16>::new());
         let upstream = async {
             while let Ok(frame) = read_frame(&mut client_rx).await {
-                // After the size: api key, api version, correlation id.
-                if frame.len() >= 12 && be_i16(&frame[4..]) == METADATA {
-                    pending.lock().unwrap_or_else(|p| p.into_inner()).insert(be_i32(&frame[8..]), be_i16(&frame[6..]));
+                let head = Head::of(&frame);
+                if let Some(h) = head.filter(|h| h.key == METADATA) {
+                    pending.lock().unwrap_or_else(|p| p.into_inner()).insert(h.correlation_id, h.version);
                 }
-                if frame.len() >= 6 && be_i16(&frame[4..]) == PRODUCE {
+                let produce = head.is_some_and(|h| h.key == PRODUCE);
+                if produce {
                     let mut t = shared.produced.lock().unwrap_or_else(|p| p.into_inner());
                     let now = tokio::time::Instant::now();
                     t.requests += 1;
@@ -511,7 +507,7 @@ mod advertise {
                     break;
                 }
                 // Cut now, before the broker's answer can come back.
-                if frame.len() >= 6 && be_i16(&frame[4..]) == PRODUCE && shared.spring_trip() {
+                if produce && shared.spring_trip() {
                     break;
                 }
             }

@@ -22,13 +22,12 @@ use tokio::{
 };
 
 use super::{
-    adapter::{Adapter, Head},
+    adapter::{API_VERSIONS, Adapter, Head},
     frontdoor::read_frame,
     sasl::{self, Exchange, Step, Users},
     tls::Tls,
 };
 
-const API_VERSIONS: i16 = 18;
 const SASL_HANDSHAKE: i16 = 17;
 const SASL_AUTHENTICATE: i16 = 36;
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
